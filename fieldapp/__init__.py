@@ -1,0 +1,150 @@
+"""Application factory: reads as the table of contents of the app."""
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+from fieldapp import config
+from fieldapp.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the Flask app; `test_config` overrides settings (tests pass their database)."""
+    instance_path = os.environ.get("FIELDAPP_INSTANCE_PATH", str(ROOT / "instance"))
+    app = Flask(
+        __name__,
+        instance_path=instance_path,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(config.load(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_security_headers(app)
+    register_commands(app)
+    configure_logging(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from fieldapp import i18n
+    from fieldapp.auth import sessions
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=i18n.select_locale,
+        timezone_selector=lambda: app.config["DISPLAY_TIMEZONE"],
+        default_translation_directories=str(ROOT / "translations"),
+    )
+    i18n.init_app(app)
+    login_manager.init_app(app)
+    sessions.init_login_manager(login_manager)
+
+
+def register_blueprints(app: Flask) -> None:
+    from fieldapp.api import bp as api_bp
+    from fieldapp.auth import bp as auth_bp
+    from fieldapp.board import bp as board_bp
+    from fieldapp.core import bp as core_bp
+    from fieldapp.field import bp as field_bp
+    from fieldapp.intake import bp as intake_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(field_bp, url_prefix="/field")
+    app.register_blueprint(board_bp, url_prefix="/board")
+    app.register_blueprint(intake_bp, url_prefix="/intake")
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def register_errorhandlers(app: Flask) -> None:
+    messages = {
+        400: lambda: _("The request could not be understood."),
+        401: lambda: _("Please log in."),
+        403: lambda: _("You are not allowed to do that."),
+        404: lambda: _("Not found."),
+        405: lambda: _("That method is not allowed here."),
+        413: lambda: _("The request is too large."),
+        429: lambda: _("Too many requests. Please wait a moment and try again."),
+        500: lambda: _("Something went wrong on our side. Nothing was saved; please try again."),
+        503: lambda: _("The service is temporarily unavailable. Please try again shortly."),
+    }
+
+    def render_error(code: int, message: str | None = None):
+        message = message or messages[code]()
+        if _wants_json():
+            return jsonify({"error": message}), code
+        return render_template("errors/error.html", code=code, message=message), code
+
+    for code in messages:
+        if code == 500:
+            continue
+        app.register_error_handler(code, lambda e, code=code: render_error(code))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_error(400, _("Your session form expired. Reload the page and try again."))
+
+    @app.errorhandler(500)
+    def server_error(error):
+        # Commit once per request: a failed request leaves nothing half-written behind.
+        db.session.rollback()
+        return render_error(500)
+
+
+def register_security_headers(app: Flask) -> None:
+    csp = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; manifest-src 'self'; worker-src 'self'"
+    )
+
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(self)"
+        )
+        if request.is_secure:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        if getattr(g, "vary_hx", False):
+            response.vary.add("HX-Request")
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    from fieldapp.cli import register
+
+    register(app)
+
+
+def configure_logging(app: Flask) -> None:
+    if not app.debug and not app.testing:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )

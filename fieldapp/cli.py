@@ -1,0 +1,188 @@
+"""flask commands: stations, users, tokens, keys, demo data, and the one-command start."""
+
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from fieldapp import tokens, vapid
+from fieldapp.auth.passwords import hash_password, password_problem
+from fieldapp.extensions import db
+from fieldapp.models import ROLES, Station, User
+
+
+def _station(code: str) -> Station:
+    station = db.session.scalar(sa.select(Station).where(Station.code == code))
+    if station is None:
+        raise click.BadParameter(f"no station with code {code!r}", param_hint="--station")
+    return station
+
+
+@click.command("create-station")
+@click.option("--code", required=True, help="Short unique code, e.g. CG.")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--lat", required=True, type=click.FloatRange(-90, 90))
+@click.option("--lon", required=True, type=click.FloatRange(-180, 180))
+@click.option("--ack-timeout-s", default=90, show_default=True, type=click.IntRange(10, 3600))
+@click.option("--receipt-timeout-s", default=20, show_default=True, type=click.IntRange(5, 600))
+@click.option("--contact-target-s", default=300, show_default=True, type=click.IntRange(60, 86400))
+@click.option("--auxiliaries-take-offers/--no-auxiliaries-take-offers", default=False)
+@with_appcontext
+def create_station(
+    code,
+    name,
+    lat,
+    lon,
+    ack_timeout_s,
+    receipt_timeout_s,
+    contact_target_s,
+    auxiliaries_take_offers,
+):
+    """Add a station."""
+    code = code.strip()
+    if not code or len(code) > 32:
+        raise click.BadParameter("1 to 32 characters", param_hint="--code")
+    if not name.strip() or len(name) > 100:
+        raise click.BadParameter("1 to 100 characters", param_hint="--name")
+    if db.session.scalar(sa.select(Station.id).where(Station.code == code)):
+        raise click.BadParameter(f"station {code!r} already exists", param_hint="--code")
+    db.session.add(
+        Station(
+            code=code,
+            name=name.strip(),
+            lat=lat,
+            lon=lon,
+            ack_timeout_s=ack_timeout_s,
+            receipt_timeout_s=receipt_timeout_s,
+            contact_target_s=contact_target_s,
+            auxiliaries_take_offers=auxiliaries_take_offers,
+        )
+    )
+    db.session.commit()
+    click.echo(f"station {code} created")
+
+
+def _read_password(username: str) -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.UsageError("no password on standard input")
+    return password
+
+
+@click.command("create-user")
+@click.option("--username", required=True)
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--station", "station_code", required=True, help="Station code.")
+@click.option("--display-name", default=None)
+@click.option("--phone", default=None, help="The user's own mobile, for the SMS fallback.")
+@with_appcontext
+def create_user(username, role, station_code, display_name, phone):
+    """Add a user; the password is read from stdin when it is not a terminal, else prompted."""
+    username = username.strip()
+    if not username or len(username) > 64 or any(c.isspace() for c in username):
+        raise click.BadParameter("1 to 64 characters, no spaces", param_hint="--username")
+    station = _station(station_code)
+    if db.session.scalar(sa.select(User.id).where(User.username == username)):
+        raise click.BadParameter(f"user {username!r} already exists", param_hint="--username")
+    password = _read_password(username)
+    problem = password_problem(password, username)
+    if problem:
+        raise click.UsageError(problem)
+    db.session.add(
+        User(
+            username=username,
+            password_hash=hash_password(password),
+            display_name=(display_name or username)[:64],
+            role=role,
+            station_id=station.id,
+            phone=phone,
+        )
+    )
+    db.session.commit()
+    click.echo(f"user {username} ({role}, {station.code}) created")
+
+
+@click.command("create-token")
+@click.option("--name", required=True, help="Who will use it, e.g. 'prefecture centre'.")
+@click.option("--station", "station_code", default=None, help="Limit the token to one station.")
+@click.option("--webhook-url", default=None, help="Where resolved warnings are reported.")
+@with_appcontext
+def create_token(name, station_code, webhook_url):
+    """Make an intake API token; it is printed once and only its hash is kept."""
+    if not name.strip() or len(name) > 100:
+        raise click.BadParameter("1 to 100 characters", param_hint="--name")
+    if webhook_url and not webhook_url.startswith(("https://", "http://")):
+        raise click.BadParameter("must be an http(s) URL", param_hint="--webhook-url")
+    station = _station(station_code) if station_code else None
+    row, plaintext = tokens.create_token(name.strip(), station, webhook_url)
+    db.session.commit()
+    click.echo(plaintext)
+    if row.webhook_secret:
+        click.echo(f"webhook signing secret: {row.webhook_secret}", err=True)
+
+
+@click.command("vapid-keys")
+@with_appcontext
+def vapid_keys():
+    """Create the VAPID key pair if missing and print the public key."""
+    key = vapid.load_or_create(current_app.config["VAPID_PRIVATE_KEY_FILE"])
+    click.echo(vapid.public_key_b64(key))
+
+
+@click.command("demo")
+@click.option("--seed", default=7, show_default=True, help="Random seed, for repeatable data.")
+@with_appcontext
+def demo(seed):
+    """Fill an empty database with a demo county and print the logins."""
+    from fieldapp import demo as demo_data
+
+    if db.session.scalar(sa.select(sa.func.count()).select_from(Station)):
+        raise click.ClickException("the database already has stations; demo needs an empty one")
+    logins = demo_data.build(seed=seed)
+    db.session.commit()
+    click.echo(demo_data.describe(logins))
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve(host, port):
+    """The embedded start: migrate, make keys, load the demo on an empty database, serve."""
+    from flask_migrate import upgrade
+    from werkzeug.serving import run_simple
+
+    from fieldapp import demo as demo_data
+
+    app = current_app._get_current_object()
+    upgrade()
+    vapid.load_or_create(app.config["VAPID_PRIVATE_KEY_FILE"])
+    if not db.session.scalar(sa.select(sa.func.count()).select_from(Station)):
+        logins = demo_data.build(seed=7)
+        db.session.commit()
+        click.echo(demo_data.describe(logins))
+    else:
+        click.echo("database already has data; demo not loaded (log in with your users)")
+    start_background_worker(app)
+    click.echo(f"Fieldapp on http://{host}:{port}/")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def start_background_worker(app: Flask) -> None:
+    """Run the outbox worker in a thread when configured (the embedded default)."""
+    if not app.config["WORKER_IN_PROCESS"]:
+        return
+    try:
+        from fieldapp import worker
+    except ImportError:  # the worker arrives with push delivery
+        return
+    worker.start_thread(app)
+
+
+def register(app: Flask) -> None:
+    for command in (create_station, create_user, create_token, vapid_keys, demo, serve):
+        app.cli.add_command(command)

@@ -1,0 +1,71 @@
+"""Settings from environment variables, with embedded defaults for a one-command start."""
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_path: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept under instance/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load(instance_path: str) -> dict:
+    """Build the configuration mapping for create_app()."""
+    instance = Path(instance_path)
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'fieldapp.db'}"
+    # Heroku-style URLs still say postgres://; SQLAlchemy wants a driver name.
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    is_sqlite = database_url.startswith("sqlite")
+    return {
+        "SECRET_KEY": _secret_key(instance),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}
+        if not is_sqlite
+        else {"connect_args": {"timeout": 30}},
+        "VAPID_PRIVATE_KEY_FILE": os.environ.get(
+            "VAPID_PRIVATE_KEY_FILE", str(instance / "vapid_private.pem")
+        ),
+        "VAPID_SUBJECT": os.environ.get("VAPID_SUBJECT", "mailto:fieldapp@localhost"),
+        "WORKER_IN_PROCESS": _bool(os.environ.get("FIELDAPP_WORKER_IN_PROCESS"), is_sqlite),
+        "SMS_BACKEND": os.environ.get("FIELDAPP_SMS_BACKEND", "log"),
+        "SMS_HTTP_URL": os.environ.get("FIELDAPP_SMS_HTTP_URL", ""),
+        "SMS_HTTP_TEMPLATE": os.environ.get(
+            "FIELDAPP_SMS_HTTP_TEMPLATE", '{"to": "{phone}", "text": "{text}"}'
+        ),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "INTAKE_RATE_LIMIT": os.environ.get("FIELDAPP_INTAKE_RATE_LIMIT", "600/minute"),
+        "LOGIN_RATE_LIMIT": os.environ.get("FIELDAPP_LOGIN_RATE_LIMIT", "10/minute"),
+        "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+        "INTAKE_MAX_BYTES": 64 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(os.environ.get("FIELDAPP_SECURE_COOKIES"), False),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": int(os.environ.get("FIELDAPP_SESSION_HOURS", "12")) * 3600,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "BABEL_DEFAULT_LOCALE": "zh_CN",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "LANGUAGES": ["zh_CN", "en"],
+        "DISPLAY_TIMEZONE": "Asia/Shanghai",
+    }

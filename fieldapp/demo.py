@@ -1,0 +1,339 @@
+"""A demo county: three stations, about fifty people, two months of warnings, a few open now."""
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+from fieldapp import clock, dispatch, events
+from fieldapp.auth.passwords import hash_password
+from fieldapp.extensions import db
+from fieldapp.models import (
+    FRAUD_TYPES,
+    ContactAttempt,
+    Offer,
+    Outcome,
+    Station,
+    TalkingPoints,
+    User,
+    Warning,
+)
+
+DEMO_PASSWORD = "fanzha-2026!"  # noqa: S105 - demo data only, printed at start
+
+STATIONS = [
+    # code, name, lat, lon, contact target (town 5 min, countryside 10)
+    ("CG", "城关派出所", 27.8170, 114.9230, 300),
+    ("QS", "青山派出所", 27.9020, 114.7810, 600),
+    ("HK", "河口派出所", 27.7350, 115.0610, 600),
+]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "华",
+    "平",
+    "刚",
+    "桂英",
+]
+VILLAGES = ["东岭村", "下坪村", "石桥村", "枫树坳", "龙潭村", "新塘村", "上坊村", "白沙村"]
+OUTCOME_WEIGHTS = {
+    "persuaded": 46,
+    "not_fraud": 28,
+    "unreachable": 11,
+    "refused": 5,
+    "already_lost": 10,
+}
+FRAUD_WEIGHTS = [30, 22, 12, 10, 10, 10, 6]
+
+TALKING_POINTS = {
+    "online_shopping_refund": (
+        "正规商家退款原路退回，不会让您先转账、开“备用金”或“注销校园贷”。挂断电话，打开购物平台官方客服核实。",
+        "Real shops refund to the original payment; they never ask you to transfer first or to "
+        "'fix your credit record'. Hang up and check with the platform's official service.",
+    ),
+    "fake_loan": (
+        "凡是放款前要交“保证金”“解冻费”“刷流水”的都是诈骗。正规贷款不会先收费。",
+        "Any loan that wants a 'deposit', an 'unfreezing fee' or 'turnover' before paying out "
+        "is a scam. Real lenders never charge first.",
+    ),
+    "impersonating_boss": (
+        "“领导”加您微信让转账，一定要当面或打原来存的电话核实，不要用对方给的号码。",
+        "A 'boss' adding you on WeChat and asking for a transfer: verify in person or on the "
+        "number you already had, never the one they give.",
+    ),
+    "impersonating_police": (
+        "公检法不会电话办案，没有“安全账户”，不会让您转账或下载会议软件。",
+        "Police, prosecutors and courts never handle cases by phone, have no 'safe account', "
+        "and never ask you to transfer money or install meeting apps.",
+    ),
+    "order_brushing": (
+        "刷单返利都是诈骗，先给小甜头，再让您越投越多，最后拉黑。",
+        "Paid order-brushing is always a scam: a small reward first, then ever larger "
+        "'tasks', then they vanish.",
+    ),
+    "romance_investment": (
+        "网上认识、从未见面的“恋人”带您投资赚钱，是“杀猪盘”。平台是假的，钱取不出来。",
+        "An online 'partner' you have never met who shows you an investment platform is a "
+        "pig-butchering scam: the platform is fake and nothing can be withdrawn.",
+    ),
+    "other": (
+        "未知链接不点击，陌生来电不轻信，个人信息不透露，转账汇款多核实。",
+        "Don't click unknown links, don't trust strange callers, don't give out personal "
+        "information, verify every transfer.",
+    ),
+}
+
+
+def _name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + rng.choice(GIVEN)
+
+
+def _phone(rng: random.Random) -> str:
+    return "1" + rng.choice("3578") + "".join(rng.choice("0123456789") for _ in range(9))
+
+
+def build(seed: int = 7) -> list[tuple[str, str, str]]:
+    """Create the demo county in the session; returns (username, role, station) logins."""
+    rng = random.Random(seed)
+    now = clock.now()
+    password_hash = hash_password(DEMO_PASSWORD)
+    logins: list[tuple[str, str, str]] = []
+
+    for fraud_type, (zh, en) in TALKING_POINTS.items():
+        db.session.add(TalkingPoints(fraud_type=fraud_type, text_zh=zh, text_en=en))
+
+    stations: list[Station] = []
+    officers: dict[int, list[User]] = {}
+    for code, name, lat, lon, target in STATIONS:
+        station = Station(
+            code=code,
+            name=name,
+            lat=lat,
+            lon=lon,
+            contact_target_s=target,
+            auxiliaries_take_offers=code != "CG",
+            require_visit_for_high_risk=code == "QS",
+        )
+        db.session.add(station)
+        db.session.flush()
+        stations.append(station)
+        chief = User(
+            username=f"chief_{code.lower()}",
+            password_hash=password_hash,
+            display_name=f"{_name(rng)}所长",
+            role="chief",
+            station_id=station.id,
+        )
+        db.session.add(chief)
+        logins.append((chief.username, "chief", code))
+        officers[station.id] = []
+        for i in range(1, 11):
+            role = "officer" if i <= 6 else "auxiliary"
+            user = User(
+                username=f"{code.lower()}{'mj' if role == 'officer' else 'fj'}{i:02d}",
+                password_hash=password_hash,
+                display_name=_name(rng),
+                role=role,
+                station_id=station.id,
+                phone=_phone(rng),
+            )
+            if i <= 8:  # most of the shift is on duty, somewhere in the station's area
+                user.duty_status = "on_duty"
+                user.duty_changed_at = now - timedelta(hours=2)
+                user.lat = lat + rng.uniform(-0.05, 0.05)
+                user.lon = lon + rng.uniform(-0.05, 0.05)
+                user.accuracy_m = rng.choice([10.0, 25.0, 60.0])
+                user.position_at = now - timedelta(minutes=rng.randint(0, 8))
+            db.session.add(user)
+            officers[station.id].append(user)
+        logins.append((f"{code.lower()}mj01", "officer", code))
+        logins.append((f"{code.lower()}fj07", "auxiliary", code))
+    admin = User(
+        username="admin",
+        password_hash=password_hash,
+        display_name="县局反诈中心",
+        role="admin",
+        station_id=stations[0].id,
+    )
+    db.session.add(admin)
+    logins.append(("admin", "admin", "CG"))
+    db.session.flush()
+
+    _history(rng, stations, officers, now)
+    _open_now(rng, stations, now)
+    return logins
+
+
+def _new_warning(rng, station, received_at, ref) -> Warning:
+    fraud_type = rng.choices(FRAUD_TYPES, FRAUD_WEIGHTS)[0]
+    amount = Decimal(rng.choice([800, 3000, 10000, 20000, 50000, 100000]))
+    return Warning(
+        source_ref=ref,
+        person_name=_name(rng),
+        person_phone=_phone(rng),
+        fraud_type=fraud_type,
+        risk_level=rng.choices(["high", "medium", "low"], [60, 30, 10])[0],
+        amount_at_risk=amount,
+        lat=station.lat + rng.uniform(-0.06, 0.06),
+        lon=station.lon + rng.uniform(-0.06, 0.06),
+        accuracy_m=rng.choice([50.0, 200.0, 1000.0]),
+        station_id=station.id,
+        address=f"{rng.choice(VILLAGES)}{rng.randint(1, 60)}号",
+        status="received",
+        received_at=received_at,
+        last_action_at=received_at,
+    )
+
+
+def _history(rng, stations, officers, now) -> None:
+    """About twenty warnings a day for the last 45 days, and the same weeks a year ago."""
+    periods = [
+        (now - timedelta(days=45), now - timedelta(hours=3), 20),
+        (now - timedelta(days=365 + 45), now - timedelta(days=365 - 15), 14),
+    ]
+    ref = 0
+    for start, end, per_day in periods:
+        days = (end - start).days
+        for day in range(days):
+            for _ in range(rng.randint(per_day - 4, per_day + 4)):
+                ref += 1
+                station = rng.choices(stations, [50, 30, 20])[0]
+                received = start + timedelta(days=day, seconds=rng.randint(6 * 3600, 23 * 3600))
+                if received >= end:
+                    continue
+                _closed_warning(rng, station, officers[station.id], received, f"DEMO-{ref:06d}")
+
+
+def _closed_warning(rng, station, staff, received, ref) -> None:
+    warning = _new_warning(rng, station, received, ref)
+    db.session.add(warning)
+    db.session.flush()
+    events.record(
+        "received",
+        warning=warning,
+        source="api",
+        fraud_type=warning.fraud_type,
+        risk_level=warning.risk_level,
+    ).created_at = received
+    pool = [u for u in staff if u.role == "officer" or station.auxiliaries_take_offers]
+    t = received
+    for rank in range(1, 4):
+        officer = rng.choice(pool)
+        t += timedelta(seconds=rng.randint(3, 15))
+        declined = rank < 3 and rng.random() < 0.12
+        offer = Offer(
+            warning_id=warning.id,
+            officer_id=officer.id,
+            rank=rank,
+            distance_m=rng.uniform(300, 9000),
+            created_at=t,
+            sent_at=t,
+            delivered_at=t + timedelta(seconds=rng.randint(1, 6)),
+            expires_at=t + timedelta(seconds=station.ack_timeout_s),
+        )
+        db.session.add(offer)
+        db.session.flush()
+        events.record(
+            "offered",
+            warning=warning,
+            officer_id=officer.id,
+            offer_id=offer.id,
+            rank=rank,
+            distance_m=round(offer.distance_m),
+            reason="dispatch",
+        ).created_at = t
+        t += timedelta(seconds=rng.randint(8, 80))
+        if declined:
+            offer.status, offer.declined_at = "declined", t
+            events.record(
+                "declined", warning=warning, actor=officer, offer_id=offer.id
+            ).created_at = t
+            continue
+        offer.status, offer.accepted_at = "accepted", t
+        warning.owner_id, warning.accepted_at = officer.id, t
+        events.record("accepted", warning=warning, actor=officer, offer_id=offer.id).created_at = t
+        break
+    owner = db.session.get(User, warning.owner_id) if warning.owner_id else rng.choice(pool)
+    warning.owner_id = owner.id
+    outcome = rng.choices(list(OUTCOME_WEIGHTS), list(OUTCOME_WEIGHTS.values()))[0]
+    tries = 3 if outcome == "unreachable" else rng.randint(1, 3)
+    for n in range(tries):
+        t += timedelta(seconds=rng.randint(40, 400))
+        reached = outcome != "unreachable" and n == tries - 1
+        channel = rng.choices(["phone", "wechat_video", "visit"], [60, 25, 15])[0]
+        attempt = ContactAttempt(
+            client_id=f"demo-{ref}-{n}",
+            warning_id=warning.id,
+            user_id=owner.id,
+            channel=channel,
+            reached=reached,
+            attempted_at=t,
+            created_at=t,
+        )
+        db.session.add(attempt)
+        db.session.flush()
+        if warning.first_contact_at is None:
+            warning.first_contact_at = t
+        events.record(
+            "attempt",
+            warning=warning,
+            actor=owner,
+            attempt_id=attempt.id,
+            channel=channel,
+            reached=reached,
+        ).created_at = t
+    t += timedelta(seconds=rng.randint(60, 900))
+    lost = warning.amount_at_risk if outcome == "already_lost" else None
+    db.session.add(
+        Outcome(
+            warning_id=warning.id,
+            outcome=outcome,
+            loss_amount=lost,
+            app_installed=outcome == "persuaded" and rng.random() < 0.8,
+            recorded_by_id=owner.id,
+            recorded_at=t,
+            defrauded_after=outcome in ("refused", "unreachable") and rng.random() < 0.2,
+        )
+    )
+    warning.status, warning.resolved_at, warning.last_action_at = "resolved", t, t
+    events.record("resolved", warning=warning, actor=owner, outcome=outcome).created_at = t
+
+
+def _open_now(rng, stations, now) -> None:
+    """A few warnings arriving right now, dispatched for real to the nearest officers."""
+    for n in range(6):
+        station = stations[n % len(stations)]
+        warning = _new_warning(rng, station, now - timedelta(minutes=6 - n), f"DEMO-NOW-{n}")
+        db.session.add(warning)
+        db.session.flush()
+        events.record(
+            "received",
+            warning=warning,
+            source="api",
+            fraud_type=warning.fraud_type,
+            risk_level=warning.risk_level,
+        )
+        dispatch.dispatch(warning, now)
+
+
+def describe(logins: list[tuple[str, str, str]]) -> str:
+    """The logins, as printed after the demo is loaded."""
+    lines = ["Demo county loaded. Log in at http://127.0.0.1:5000/ with:"]
+    for username, role, station in logins:
+        lines.append(f"  {username:<10} {role:<10} station {station}")
+    lines.append(f"Password for every demo user: {DEMO_PASSWORD}")
+    return "\n".join(lines)

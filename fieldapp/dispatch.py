@@ -1,0 +1,332 @@
+"""Choosing officers and moving a warning through its offers: plain functions over the session.
+
+Every function here adds to the current session and leaves the commit to its caller, so the
+state change, its event and the notifications it causes commit together or not at all.
+State changes are compare-and-set UPDATEs, so two requests racing for the same warning
+cannot both win, on SQLite or on PostgreSQL.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from fieldapp import clock, events, geo, outbox
+from fieldapp.extensions import db
+from fieldapp.models import OPEN_STATUSES, Offer, Station, User, Warning
+
+# Officers this close to the nearest one count as equally near; the lighter workload wins.
+TIE_M = 50.0
+# Bounding boxes tried in turn before falling back to the whole station.
+SEARCH_RADII_M = (3_000.0, 15_000.0, 60_000.0, None)
+NEAREST_LIMIT = 8
+
+
+class DispatchError(Exception):
+    """A change that cannot apply; `code` says why and the message is safe to show."""
+
+    def __init__(self, code: str, message: str = ""):
+        super().__init__(message or code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Candidate:
+    officer: User
+    distance_m: float
+    workload: int
+
+
+def target_point(warning: Warning, station: Station) -> tuple[float, float]:
+    """Where the officer should head: the person's location, else the station."""
+    if warning.lat is not None and warning.lon is not None:
+        return warning.lat, warning.lon
+    return station.lat, station.lon
+
+
+def eligible_roles(station: Station) -> tuple[str, ...]:
+    return ("officer", "auxiliary") if station.auxiliaries_take_offers else ("officer",)
+
+
+def workloads(user_ids: list[int]) -> dict[int, int]:
+    """Open warnings owned plus offers pending, per user."""
+    if not user_ids:
+        return {}
+    counts = dict.fromkeys(user_ids, 0)
+    owned = db.session.execute(
+        sa.select(Warning.owner_id, sa.func.count())
+        .where(Warning.owner_id.in_(user_ids), Warning.status.in_(OPEN_STATUSES))
+        .group_by(Warning.owner_id)
+    )
+    pending = db.session.execute(
+        sa.select(Offer.officer_id, sa.func.count())
+        .where(Offer.officer_id.in_(user_ids), Offer.status == "pending")
+        .group_by(Offer.officer_id)
+    )
+    for user_id, count in [*owned, *pending]:
+        counts[user_id] += count
+    return counts
+
+
+def nearest_candidates(
+    station: Station,
+    lat: float,
+    lon: float,
+    now: datetime,
+    exclude_ids: set[int] = frozenset(),
+    limit: int = NEAREST_LIMIT,
+) -> list[Candidate]:
+    """On-duty officers of `station` with a fresh position, nearest first."""
+    fresh_after = now - timedelta(seconds=station.position_stale_s)
+    base = sa.select(User).where(
+        User.station_id == station.id,
+        User.active.is_(True),
+        User.role.in_(eligible_roles(station)),
+        User.duty_status == "on_duty",
+        User.position_at >= fresh_after,
+        User.lat.is_not(None),
+        User.lon.is_not(None),
+    )
+    if exclude_ids:
+        base = base.where(User.id.not_in(list(exclude_ids)))
+    # Equirectangular distance is exact enough to order a county and needs no SQL trig.
+    k = math.cos(math.radians(lat))
+    approx = (User.lat - lat) * (User.lat - lat) + (User.lon - lon) * k * (User.lon - lon) * k
+    rows: list[User] = []
+    for radius in SEARCH_RADII_M:
+        query = base
+        if radius is not None:
+            dlat, dlon = geo.degrees_box(lat, radius)
+            query = query.where(
+                User.lat.between(lat - dlat, lat + dlat), User.lon.between(lon - dlon, lon + dlon)
+            )
+        rows = list(db.session.scalars(query.order_by(approx, User.id).limit(limit)))
+        if rows:
+            break
+    if not rows:
+        return []
+    loads = workloads([u.id for u in rows])
+    found = [Candidate(u, geo.distance_m(lat, lon, u.lat, u.lon), loads[u.id]) for u in rows]
+    return sorted(found, key=lambda c: (c.distance_m, c.officer.id))
+
+
+def choose(candidates: list[Candidate]) -> Candidate | None:
+    """The nearest; among those within TIE_M of the nearest, the lightest workload."""
+    if not candidates:
+        return None
+    nearest = candidates[0].distance_m
+    tied = [c for c in candidates if c.distance_m - nearest <= TIE_M]
+    return min(tied, key=lambda c: (c.workload, c.distance_m, c.officer.id))
+
+
+def _offered_ids(warning: Warning) -> set[int]:
+    return set(
+        db.session.scalars(sa.select(Offer.officer_id).where(Offer.warning_id == warning.id))
+    )
+
+
+def _notify(user_id: int, kind: str, warning: Warning, offer: Offer | None = None) -> None:
+    payload = {"user_id": user_id, "push_kind": kind, "warning_id": warning.id}
+    if offer is not None:
+        payload["offer_id"] = offer.id
+    outbox.enqueue("push", payload)
+
+
+def make_offer(
+    warning: Warning,
+    officer: User,
+    now: datetime,
+    *,
+    distance_m: float | None = None,
+    reason: str = "dispatch",
+    actor: User | None = None,
+) -> Offer:
+    """Offer `warning` to `officer`, with its push, SMS fallback check and timeout queued."""
+    station = warning.station
+    rank = 1 + (
+        db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id)) or 0
+    )
+    offer = Offer(
+        warning_id=warning.id,
+        officer_id=officer.id,
+        rank=rank,
+        distance_m=distance_m,
+        reason=reason,
+        status="pending",
+        created_at=now,
+        expires_at=now + timedelta(seconds=station.ack_timeout_s),
+    )
+    db.session.add(offer)
+    warning.status = "offered"
+    warning.last_action_at = now
+    db.session.flush()
+    events.record(
+        "offered",
+        warning=warning,
+        actor=actor,
+        officer_id=officer.id,
+        offer_id=offer.id,
+        rank=rank,
+        distance_m=round(distance_m) if distance_m is not None else None,
+        reason=reason,
+    )
+    _notify(officer.id, "offer", warning, offer)
+    outbox.enqueue(
+        "receipt_check",
+        {"offer_id": offer.id},
+        due_at=now + timedelta(seconds=station.receipt_timeout_s),
+    )
+    outbox.enqueue("offer_timeout", {"offer_id": offer.id}, due_at=offer.expires_at)
+    return offer
+
+
+def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
+    """Offer `warning` to the nearest eligible officer not yet asked; none left → unassigned."""
+    now = now or clock.now()
+    station = warning.station
+    lat, lon = target_point(warning, station)
+    pick = choose(nearest_candidates(station, lat, lon, now, _offered_ids(warning)))
+    if pick is None:
+        mark_unassigned(warning, now)
+        return None
+    return make_offer(warning, pick.officer, now, distance_m=pick.distance_m)
+
+
+def mark_unassigned(warning: Warning, now: datetime) -> None:
+    """Nobody left to ask: the warning waits on the board and every chief is alerted."""
+    warning.status = "unassigned"
+    warning.owner_id = None
+    warning.last_action_at = now
+    events.record("unassigned", warning=warning)
+    chiefs = db.session.scalars(
+        sa.select(User.id).where(
+            User.station_id == warning.station_id, User.role == "chief", User.active.is_(True)
+        )
+    )
+    for chief_id in chiefs:
+        _notify(chief_id, "reminder", warning)
+
+
+def _pending_offer_for(warning: Warning, user: User) -> Offer | None:
+    return db.session.scalar(
+        sa.select(Offer)
+        .where(Offer.warning_id == warning.id, Offer.officer_id == user.id)
+        .where(Offer.status == "pending")
+        .order_by(Offer.id.desc())
+    )
+
+
+def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
+    """`user` takes `warning` through their pending offer; exactly one accept can win."""
+    now = now or clock.now()
+    offer = _pending_offer_for(warning, user)
+    if offer is None:
+        if warning.owner_id == user.id:
+            raise DispatchError("already_yours")
+        raise DispatchError("no_offer")
+    # An offer past its time but not yet expired by the worker may still be accepted: a late
+    # yes beats nobody, and the compare-and-set below decides if the warning has moved on.
+    won = db.session.execute(
+        sa.update(Warning)
+        .where(Warning.id == warning.id, Warning.status.in_(("offered", "unassigned", "received")))
+        .values(status="accepted", owner_id=user.id, accepted_at=now, last_action_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        db.session.refresh(warning)
+        raise DispatchError("taken" if warning.owner_id else "closed")
+    took = db.session.execute(
+        sa.update(Offer)
+        .where(Offer.id == offer.id, Offer.status == "pending")
+        .values(status="accepted", accepted_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if took != 1:
+        raise DispatchError("no_offer")
+    db.session.execute(
+        sa.update(Offer)
+        .where(Offer.warning_id == warning.id, Offer.status == "pending", Offer.id != offer.id)
+        .values(status="cancelled", cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(warning)
+    db.session.refresh(offer)
+    events.record("accepted", warning=warning, actor=user, offer_id=offer.id)
+    return offer
+
+
+def decline(warning: Warning, user: User, now: datetime | None = None) -> Offer:
+    """`user` turns their pending offer down; the warning moves on to the next nearest."""
+    now = now or clock.now()
+    offer = _pending_offer_for(warning, user)
+    if offer is None:
+        raise DispatchError("no_offer")
+    done = db.session.execute(
+        sa.update(Offer)
+        .where(Offer.id == offer.id, Offer.status == "pending")
+        .values(status="declined", declined_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if done != 1:
+        raise DispatchError("no_offer")
+    db.session.refresh(offer)
+    events.record("declined", warning=warning, actor=user, offer_id=offer.id)
+    _move_on(warning, now)
+    return offer
+
+
+def expire(offer: Offer, now: datetime | None = None) -> bool:
+    """Called when an offer's time is up; returns False when it was already answered."""
+    now = now or clock.now()
+    done = db.session.execute(
+        sa.update(Offer)
+        .where(Offer.id == offer.id, Offer.status == "pending")
+        .values(status="expired", expired_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if done != 1:
+        return False
+    db.session.refresh(offer)
+    warning = offer.warning
+    events.record("offer_expired", warning=warning, offer_id=offer.id, officer_id=offer.officer_id)
+    _move_on(warning, now)
+    return True
+
+
+def _move_on(warning: Warning, now: datetime) -> None:
+    db.session.refresh(warning)
+    still_pending = db.session.scalar(
+        sa.select(sa.func.count()).where(Offer.warning_id == warning.id, Offer.status == "pending")
+    )
+    if warning.status == "offered" and not still_pending:
+        dispatch(warning, now)
+
+
+def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None = None) -> Offer:
+    """A chief hands `warning` to `to_user`: open offers are withdrawn, the old owner told."""
+    now = now or clock.now()
+    if not warning.is_open:
+        raise DispatchError("closed")
+    if to_user.station_id != warning.station_id or to_user.role not in ("officer", "auxiliary"):
+        raise DispatchError("not_eligible")
+    if warning.owner_id == to_user.id:
+        raise DispatchError("already_theirs")
+    db.session.execute(
+        sa.update(Offer)
+        .where(Offer.warning_id == warning.id, Offer.status == "pending")
+        .values(status="cancelled", cancelled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    previous = warning.owner_id
+    if previous is not None:
+        _notify(previous, "reassigned", warning)
+    warning.owner_id = None
+    events.record(
+        "reassigned", warning=warning, actor=chief, from_user_id=previous, to_user_id=to_user.id
+    )
+    distance = None
+    if to_user.lat is not None and to_user.lon is not None:
+        lat, lon = target_point(warning, warning.station)
+        distance = geo.distance_m(lat, lon, to_user.lat, to_user.lon)
+    return make_offer(warning, to_user, now, distance_m=distance, reason="reassign", actor=chief)

@@ -1,0 +1,36 @@
+"""Language choice: Simplified Chinese first, English second, the user's choice remembered."""
+
+from flask import Flask, current_app, request
+from flask_babel import format_datetime, get_locale
+from flask_login import current_user
+
+LANG_COOKIE = "lang"
+
+
+def select_locale() -> str:
+    """The user's explicit choice, then their profile, then the browser, then zh_CN."""
+    languages = current_app.config["LANGUAGES"]
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in languages:
+        return chosen
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+    if best and best.startswith("en"):
+        return "en"
+    return "zh_CN"
+
+
+def html_lang() -> str:
+    """Value for <html lang>: zh-CN or en."""
+    return "en" if str(get_locale()).startswith("en") else "zh-CN"
+
+
+def init_app(app: Flask) -> None:
+    from fieldapp import labels
+
+    labels.register(app)
+    app.jinja_env.globals["html_lang"] = html_lang
+    app.jinja_env.filters["localtime"] = lambda value, fmt="short": (
+        format_datetime(value, fmt) if value else ""
+    )

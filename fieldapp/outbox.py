@@ -1,0 +1,14 @@
+"""Queueing background work as outbox rows, inside the caller's transaction."""
+
+from datetime import datetime
+
+from fieldapp import clock
+from fieldapp.extensions import db
+from fieldapp.models import OutboxMessage
+
+
+def enqueue(kind: str, payload: dict, due_at: datetime | None = None) -> OutboxMessage:
+    """Add work for the worker; it exists only if the surrounding transaction commits."""
+    message = OutboxMessage(kind=kind, payload=payload, due_at=due_at or clock.now())
+    db.session.add(message)
+    return message

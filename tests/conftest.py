@@ -1,0 +1,199 @@
+"""The app, its database (SQLite, or PostgreSQL when FIELDAPP_TEST_DATABASE_URL says so), helpers.
+
+The schema is built once per session by the Alembic migrations (so every run tests them) and
+emptied after each test. PostgreSQL runs get a database of their own, created and dropped here,
+so parallel runs and helpers never share rows.
+"""
+
+import os
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask.globals import _cv_app
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from fieldapp import clock, create_app
+from fieldapp.extensions import db, limiter
+from tests import factories
+
+PG_ADMIN_URL = os.environ.get("FIELDAPP_TEST_DATABASE_URL", "")
+
+
+def _pg_url(base: str, name: str) -> str:
+    url = sa.engine.make_url(base).set(drivername="postgresql+psycopg")
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if not PG_ADMIN_URL:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    name = f"fieldapp_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(
+        _pg_url(PG_ADMIN_URL, sa.engine.make_url(PG_ADMIN_URL).database or "postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _pg_url(PG_ADMIN_URL, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("instance")
+
+
+def _config(database_url: str, instance_dir) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}
+        if database_url.startswith("postgresql")
+        else {"connect_args": {"timeout": 30}},
+        "RATELIMIT_ENABLED": False,
+        "WORKER_IN_PROCESS": False,
+        "VAPID_PRIVATE_KEY_FILE": str(instance_dir / "vapid_private.pem"),
+        "VAPID_SUBJECT": "mailto:test@example.org",
+        "SERVER_NAME": "localhost",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url, instance_dir):
+    """Run the migrations once on the empty test database."""
+    os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance_dir)
+    app = create_app(_config(database_url, instance_dir))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return True
+
+
+@pytest.fixture
+def app(migrated, database_url, instance_dir):
+    app = create_app(_config(database_url, instance_dir))
+    if app.config["RATELIMIT_ENABLED"]:
+        limiter.reset()
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _empty_all_tables()
+        db.engine.dispose()
+
+
+def _empty_all_tables() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose requests run in app contexts of their own, as in production.
+
+    The tests hold one app context open for their data; Flask 3.1 would reuse it for each
+    request, sharing `g` and cached locale between requests. Here each request starts clean,
+    the test's pending data is committed first, and the test sees fresh rows afterwards.
+    """
+
+    def open(self, *args, **kwargs):
+        outer = _cv_app.get(None)
+        if outer is None:
+            return super().open(*args, **kwargs)
+        db.session.commit()
+        token = _cv_app.set(None)
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+            db.session.expire_all()
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = IsolatedClient
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    """Log a test client in and out, and fetch the CSRF token a page carries."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def csrf(self, path: str = "/login") -> str:
+        html = self._client.get(path, follow_redirects=True).get_data(as_text=True)
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+        assert match, f"no csrf meta on {path}"
+        return match.group(1)
+
+    def login(self, username: str, password: str = factories.PASSWORD):
+        token = self.csrf("/login")
+        return self._client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": token}
+        )
+
+    def logout(self):
+        return self._client.post("/logout", data={"csrf_token": self.csrf("/")})
+
+    def post_json(self, path: str, body: dict, method: str = "POST"):
+        return self._client.open(
+            path, method=method, json=body, headers={"X-CSRFToken": self.csrf("/")}
+        )
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+class FakeClock:
+    """A clock that moves only when told, so tests never sleep."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float = 0, **kwargs) -> datetime:
+        self.current += timedelta(seconds=seconds, **kwargs)
+        return self.current
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    fake = FakeClock(datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+    monkeypatch.setattr(clock, "now", fake.now)
+    return fake
+
+
+@pytest.fixture
+def make(app):
+    """Test data factories bound to the app's session."""
+    return factories
