@@ -12,3 +12,11 @@ def enqueue(kind: str, payload: dict, due_at: datetime | None = None) -> OutboxM
     message = OutboxMessage(kind=kind, payload=payload, due_at=due_at or clock.now())
     db.session.add(message)
     return message
+
+
+class RetryLater(Exception):  # noqa: N818 - reads as what it asks for
+    """Raised by an outbox handler for a transient failure; `after_s` overrides the backoff."""
+
+    def __init__(self, reason: str, after_s: float | None = None):
+        super().__init__(reason)
+        self.after_s = after_s
