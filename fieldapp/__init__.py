@@ -28,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(config.load(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    engine = config.database_settings(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_DATABASE_URI"] = engine["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine["SQLALCHEMY_ENGINE_OPTIONS"])
 
     register_extensions(app)
     register_blueprints(app)

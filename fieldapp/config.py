@@ -25,22 +25,29 @@ def _secret_key(instance_path: Path) -> str:
     return key
 
 
+def database_settings(url: str) -> dict:
+    """The SQLAlchemy URI with a driver name, and engine options that suit the database."""
+    # Heroku-style URLs still say postgres://; SQLAlchemy wants the psycopg 3 driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite"):
+        # Wait for a busy writer instead of failing at once; the worker thread writes too.
+        options = {"connect_args": {"timeout": 30}}
+    else:
+        # pre_ping: a database restart costs one reconnect, not a 500 for the next request.
+        options = {"pool_pre_ping": True, "pool_recycle": 1800}
+    return {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": options}
+
+
 def load(instance_path: str) -> dict:
     """Build the configuration mapping for create_app()."""
     instance = Path(instance_path)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'fieldapp.db'}"
-    # Heroku-style URLs still say postgres://; SQLAlchemy wants a driver name.
-    if database_url.startswith("postgres://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
-    elif database_url.startswith("postgresql://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
     is_sqlite = database_url.startswith("sqlite")
     return {
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}
-        if not is_sqlite
-        else {"connect_args": {"timeout": 30}},
         "VAPID_PRIVATE_KEY_FILE": os.environ.get(
             "VAPID_PRIVATE_KEY_FILE", str(instance / "vapid_private.pem")
         ),

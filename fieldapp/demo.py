@@ -141,8 +141,8 @@ def build(seed: int = 7) -> list[tuple[str, str, str]]:
         db.session.add(chief)
         logins.append((chief.username, "chief", code))
         officers[station.id] = []
-        for i in range(1, 11):
-            role = "officer" if i <= 6 else "auxiliary"
+        for i in range(1, 17):
+            role = "officer" if i <= 10 else "auxiliary"
             user = User(
                 username=f"{code.lower()}{'mj' if role == 'officer' else 'fj'}{i:02d}",
                 password_hash=password_hash,
@@ -151,7 +151,10 @@ def build(seed: int = 7) -> list[tuple[str, str, str]]:
                 station_id=station.id,
                 phone=_phone(rng),
             )
-            if i <= 8:  # most of the shift is on duty, somewhere in the station's area
+            if i <= 12 or i in (
+                14,
+                15,
+            ):  # most of the shift is on duty, somewhere in the station's area
                 user.duty_status = "on_duty"
                 user.duty_changed_at = now - timedelta(hours=2)
                 user.lat = lat + rng.uniform(-0.05, 0.05)
@@ -161,7 +164,7 @@ def build(seed: int = 7) -> list[tuple[str, str, str]]:
             db.session.add(user)
             officers[station.id].append(user)
         logins.append((f"{code.lower()}mj01", "officer", code))
-        logins.append((f"{code.lower()}fj07", "auxiliary", code))
+        logins.append((f"{code.lower()}fj11", "auxiliary", code))
     admin = User(
         username="admin",
         password_hash=password_hash,

@@ -1,6 +1,6 @@
 """Language choice: Simplified Chinese first, English second, the user's choice remembered."""
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
 
@@ -9,6 +9,8 @@ LANG_COOKIE = "lang"
 
 def select_locale() -> str:
     """The user's explicit choice, then their profile, then the browser, then zh_CN."""
+    if not has_request_context():  # CLI and worker: Chinese first, callers may force_locale
+        return "zh_CN"
     languages = current_app.config["LANGUAGES"]
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in languages:

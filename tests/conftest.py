@@ -64,9 +64,6 @@ def _config(database_url: str, instance_dir) -> dict:
         "TESTING": True,
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}
-        if database_url.startswith("postgresql")
-        else {"connect_args": {"timeout": 30}},
         "RATELIMIT_ENABLED": False,
         "WORKER_IN_PROCESS": False,
         "VAPID_PRIVATE_KEY_FILE": str(instance_dir / "vapid_private.pem"),
