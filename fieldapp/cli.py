@@ -164,7 +164,7 @@ def serve(host, port):
     if not db.session.scalar(sa.select(sa.func.count()).select_from(Station)):
         logins = demo_data.build(seed=7)
         db.session.commit()
-        click.echo(demo_data.describe(logins))
+        click.echo(demo_data.describe(logins, f"http://{host}:{port}/"))
     else:
         click.echo("database already has data; demo not loaded (log in with your users)")
     start_background_worker(app)

@@ -333,9 +333,9 @@ def _open_now(rng, stations, now) -> None:
         dispatch.dispatch(warning, now)
 
 
-def describe(logins: list[tuple[str, str, str]]) -> str:
+def describe(logins: list[tuple[str, str, str]], url: str = "http://127.0.0.1:5000/") -> str:
     """The logins, as printed after the demo is loaded."""
-    lines = ["Demo county loaded. Log in at http://127.0.0.1:5000/ with:"]
+    lines = [f"Demo county loaded. Log in at {url} with:"]
     for username, role, station in logins:
         lines.append(f"  {username:<10} {role:<10} station {station}")
     lines.append(f"Password for every demo user: {DEMO_PASSWORD}")

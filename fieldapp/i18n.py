@@ -8,7 +8,7 @@ LANG_COOKIE = "lang"
 
 
 def select_locale() -> str:
-    """The user's explicit choice, then their profile, then the browser, then zh_CN."""
+    """The user's explicit choice, then their profile, then zh_CN."""
     if not has_request_context():  # CLI and worker: Chinese first, callers may force_locale
         return "zh_CN"
     languages = current_app.config["LANGUAGES"]
@@ -17,9 +17,12 @@ def select_locale() -> str:
         return chosen
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
-    best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
-    if best and best.startswith("en"):
-        return "en"
+    # Pages stay Chinese until someone chooses English; machine clients of the API may ask
+    # for English error messages with Accept-Language.
+    if request.path.startswith("/api/"):
+        best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+        if best and best.startswith("en"):
+            return "en"
     return "zh_CN"
 
 

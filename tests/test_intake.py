@@ -272,3 +272,34 @@ def test_openapi_document_comes_from_the_schema(client):
     assert set(schema["required"]) == {"source_ref", "person_name", "person_phone", "fraud_type"}
     fraud = schema["properties"]["fraud_type"]
     assert "alien_abduction" not in json.dumps(fraud) and "fake_loan" in json.dumps(fraud)
+
+
+def test_concurrent_repeats_create_one_warning(app, setup, make):
+    """Ten simultaneous sends of the same source_ref (real connections): one warning."""
+    import threading
+
+    body = make.intake_body(source_ref="RACE-1")
+    codes: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def send():
+        client = app.test_client()
+        barrier.wait()
+        resp = client.post(
+            "/api/v1/warnings", json=body, headers={"Authorization": f"Bearer {setup['plain']}"}
+        )
+        codes.append(resp.status_code)
+
+    from flask.globals import _cv_app
+
+    token = _cv_app.set(None)  # each thread's request gets its own app context and session
+    try:
+        threads = [threading.Thread(target=send) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        _cv_app.reset(token)
+    assert sorted(codes) == [200] * 9 + [201]
+    assert count(Warning) == 1
