@@ -26,8 +26,8 @@ def cid() -> str:
     return str(uuid.uuid4())
 
 
-@pytest.fixture
-def field(make, fake_clock):
+@pytest.fixture(name="field")
+def field_fixture(make, fake_clock):
     """An officer who accepted a high-risk warning, colleagues, and another station."""
     st = make.station("CG")
     other = make.station("XX", lat=28.5, lon=115.5)

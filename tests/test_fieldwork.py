@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fieldapp import fieldwork
 from fieldapp.extensions import db
 from fieldapp.models import Event, OutboxMessage, Participant, TalkingPoints
-from tests.fieldsetup import cid, field  # noqa: F401
+from tests.fieldsetup import cid, field_fixture  # noqa: F401
 
 
 def _kinds(warning_id):

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from fieldapp import dispatch
 from fieldapp.extensions import db
 from fieldapp.models import ClientMutation, ContactAttempt, Outcome, Warning
-from tests.fieldsetup import cid, field  # noqa: F401
+from tests.fieldsetup import cid, field_fixture  # noqa: F401
 
 
 def attempt(warning_id, client_id=None, **data):
