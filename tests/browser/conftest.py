@@ -4,6 +4,7 @@ The live server uses the test's app and database, so a test creates its data thr
 factories, commits, and reads the server's changes back through the same session.
 """
 
+import logging
 import shutil
 import threading
 
@@ -37,6 +38,7 @@ def browser():
 @pytest.fixture
 def live_server(app):
     """Serve the test app on 127.0.0.1 at a free port; yields the base URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     port = server.server_port
     app.config["SERVER_NAME"] = f"127.0.0.1:{port}"

@@ -144,3 +144,24 @@ def test_logout_warns_about_unsent_entries_then_wipes(owned, live_server, contex
     page.wait_for_url("**/login**")
     names = page.evaluate("caches.keys()")
     assert names == []
+
+
+def test_double_tap_and_two_tabs_record_once(owned, live_server, context):
+    w = owned["warning"]
+    page = context.new_page()
+    login(page, live_server, "mj1", factories.PASSWORD)
+    sw_ready(page)
+    url = f"{live_server}/field/w/{w.id}"
+    page.goto(url)
+    other = context.new_page()
+    other.goto(url)
+    context.set_offline(True)
+    page.dblclick('form[data-kind="attempt"] button[value="wechat_video"]')
+    page.wait_for_function("() => document.getElementById('queue').dataset.pending === '1'")
+    page.wait_for_timeout(200)
+    assert pending(page) == 1
+    # Both tabs see the entry and both try to send it when the network returns.
+    context.set_offline(False)
+    page.wait_for_function("() => document.getElementById('queue').dataset.pending === '0'")
+    other.evaluate("FieldQueue.flush().then(() => true)")
+    assert count(ContactAttempt, w.id) == 1
