@@ -25,7 +25,9 @@ MAX_ENTRIES = 200
 Kind = Literal[KINDS]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 OutcomeCode = Literal[OUTCOMES]  # type: ignore[valid-type]
-Note = Annotated[str | None, Field(max_length=500)]
+# PostgreSQL refuses NUL in text and 32-bit ids overflow: refuse both here, as bad data.
+Note = Annotated[str | None, Field(max_length=500, pattern=r"^[^\x00]*$")]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class SyncEntry(BaseModel):
@@ -43,7 +45,7 @@ class SyncEntry(BaseModel):
         ),
     ]
     kind: Kind
-    warning_id: Annotated[int, Field(ge=1)]
+    warning_id: Id
     data: dict[str, Any] = Field(default_factory=dict)
     recorded_at: AwareDatetime | None = None
 
@@ -60,7 +62,7 @@ class AttemptData(BaseModel):
 class ConfirmData(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    attempt_id: Annotated[int, Field(ge=1)]
+    attempt_id: Id
     note: Note = None
 
 

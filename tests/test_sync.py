@@ -201,3 +201,28 @@ def test_follow_up_from_sync_and_openapi(field, auth, client, fake_clock):
     assert "post" in doc["paths"]["/api/v1/sync"]
     assert "SyncEntry" in doc["components"]["schemas"]
     assert db.session.get(ClientMutation, entry["client_id"]).status == "applied"
+
+
+def test_hostile_values_are_rejected_not_500(field, auth):
+    auth.login("mj1")
+    entries = [
+        attempt(2**40),
+        attempt(field.warning.id, note="a\x00b"),
+        {
+            "client_id": cid(),
+            "kind": "confirm",
+            "warning_id": field.warning.id,
+            "data": {"attempt_id": 2**40},
+        },
+        {
+            "client_id": cid(),
+            "kind": "resolve",
+            "warning_id": field.warning.id,
+            "data": {"outcome": "already_lost", "loss_amount": "lots"},
+        },
+        {"client_id": "x" * 65, "kind": "help", "warning_id": field.warning.id},
+        {"client_id": cid(), "kind": "teleport", "warning_id": field.warning.id},
+    ]
+    results = send(auth, *entries)
+    assert [r["status"] for r in results] == ["rejected"] * 6
+    assert count(ContactAttempt) == 0 and count(Outcome) == 0
