@@ -1,5 +1,6 @@
 /* Fieldapp service worker: the app shell and the officer's warning pages, offline.
- * Pages: network first (with a short wait), the cached copy when the network is gone or slow.
+ * Pages: network first (waiting 2 s at most), the cached copy when the network is gone or slow
+ * (the page is then told when the fresh copy arrives).
  * Versioned static files (?v=<hash>): cache first. A new release installs beside the old one
  * and takes over only when the officer taps "update" (or no page is open), so nobody is left
  * on a half-updated app. */
@@ -12,7 +13,7 @@ try {
 var VERSION = "field-v1";
 var STATIC_CACHE = "fieldapp-static-" + VERSION;
 var PAGE_CACHE = "fieldapp-pages";
-var NETWORK_WAIT_MS = 3000;
+var NETWORK_WAIT_MS = 2000;
 var NEVER = ["/login", "/logout", "/api/", "/sw.js", "/lang"];
 
 self.addEventListener("install", function () {
@@ -72,11 +73,21 @@ function networkFirst(event, url) {
   var timeout = new Promise(function (resolve) {
     setTimeout(function () { resolve(null); }, NETWORK_WAIT_MS);
   });
+  var servedStale = false;
   var cachedOnTimeout = timeout.then(function () { return fromCache(event.request); });
-  event.waitUntil(network.catch(function () {}));
+  // When the slow network answers after the cached copy was shown, tell the page.
+  event.waitUntil(network.then(function (resp) {
+    if (!servedStale || !resp || !resp.ok || !event.resultingClientId) return;
+    return self.clients.get(event.resultingClientId).then(function (client) {
+      if (client) client.postMessage({ type: "page-updated", url: url.href });
+    });
+  }).catch(function () {}));
   return Promise.race([
     network,
-    cachedOnTimeout.then(function (hit) { return hit || network; })
+    cachedOnTimeout.then(function (hit) {
+      if (hit) servedStale = true;
+      return hit || network;
+    })
   ]).catch(function () {
     return fromCache(event.request).then(function (hit) {
       return hit || new Response("<!doctype html><meta charset=utf-8><title>Offline</title>" +

@@ -134,6 +134,15 @@
     });
     navigator.serviceWorker.addEventListener("message", function (ev) {
       if (ev.data && ev.data.type === "queue-changed") Q.render().then(function () { Q.flush().catch(function () {}); });
+      if (ev.data && ev.data.type === "page-updated") {
+        flash(t("page_stale"), "success");
+        var again = document.createElement("button");
+        again.type = "button";
+        again.className = "small";
+        again.textContent = t("reload");
+        again.addEventListener("click", function () { location.reload(); });
+        document.getElementById("field-flash").appendChild(again);
+      }
     });
   }
 

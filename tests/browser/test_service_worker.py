@@ -1,5 +1,6 @@
 """A new release installs beside the old one and takes over only when the officer says so."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,35 @@ def test_update_banner_then_new_version_takes_over(app, make, live_server, conte
     context.set_offline(True)
     page.reload()
     assert "张三" in page.content()
+
+
+def test_repeat_visit_renders_from_the_cache_when_the_network_is_slow(
+    app, make, live_server, context
+):
+    st = make.station("CG")
+    officer = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
+    w = make.warning(st)
+    dispatch.make_offer(w, officer, clock.now())
+    dispatch.accept(w, officer, clock.now())
+    db.session.commit()
+    page = context.new_page()
+    login(page, live_server, "mj1", factories.PASSWORD)
+    sw_ready(page)
+    url = f"{live_server}/field/w/{w.id}"
+    page.goto(url)
+    cached(page, url)
+
+    original = app.view_functions["field.warning"]
+
+    def slow_network(**kwargs):
+        time.sleep(4)  # one bar of signal: the server's answer takes long to arrive
+        return original(**kwargs)
+
+    app.view_functions["field.warning"] = slow_network
+    started = time.monotonic()
+    page.goto(url, wait_until="domcontentloaded")
+    elapsed = time.monotonic() - started
+    assert "张三" in page.content()
+    assert elapsed < 3.5, elapsed  # the saved copy, not the slow network
+    # When the fresh copy arrives the officer is offered it.
+    page.locator("#field-flash button").wait_for(timeout=8_000)
