@@ -189,6 +189,15 @@
     });
   }
 
+  // A shared phone where the last officer's session simply ran out (no logout): their saved
+  // pages must not be shown to the next one.
+  function forgetOtherUser() {
+    var last = null;
+    try { last = localStorage.getItem("fieldapp-user"); localStorage.setItem("fieldapp-user", root.dataset.userId); } catch (e) { return; }
+    if (last && last !== root.dataset.userId && window.caches) caches["delete"]("fieldapp-pages");
+  }
+
+  forgetOtherUser();
   document.addEventListener("submit", onSubmit);
   document.addEventListener("input", function (ev) {
     if (ev.target.matches && ev.target.matches("input[data-now]")) ev.target.dataset.edited = "1";

@@ -54,7 +54,7 @@
 
   function all() {
     return tx("readonly", function (s) { return s.getAll(); }).then(function (rows) {
-      return (rows || []).filter(function (e) { return e.user_id == null || e.user_id === userId; })
+      return (rows || []).filter(function (e) { return e.user_id == null || Number(e.user_id) === userId; })
         .sort(function (a, b) {
           return (a.queued_at || 0) - (b.queued_at || 0) || String(a.recorded_at).localeCompare(String(b.recorded_at));
         });
