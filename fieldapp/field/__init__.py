@@ -1,7 +1,32 @@
-"""The officer's pages: my warnings, a warning, settings."""
+"""The officer's pages: my warnings, a warning, confirmations, settings, talking points."""
 
-from flask import Blueprint
+import hashlib
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, current_app
 
 bp = Blueprint("field", __name__)
+
+
+@cache
+def _static_version(static_folder: str, filename: str) -> str:
+    path = Path(static_folder) / filename
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
+@bp.app_url_defaults
+def _versioned_static(endpoint: str, values: dict) -> None:
+    """Static URLs carry a content hash, so the service worker may serve them cache-first and a
+    new release can never be mixed with an old cached file."""
+    if endpoint == "static" and "filename" in values and "v" not in values:
+        folder = current_app.static_folder or ""
+        if current_app.debug:
+            _static_version.cache_clear()
+        values["v"] = _static_version(folder, values["filename"])
+
 
 from fieldapp.field import routes  # noqa: E402,F401

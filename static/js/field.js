@@ -1,0 +1,212 @@
+/* Page behaviour for the officer's app: forms become queued entries, offer countdowns, the
+ * service worker (caching and the update banner), the test alert, and a safe logout. */
+(function () {
+  "use strict";
+  var Q = window.FieldQueue;
+  var root = document.getElementById("queue");
+  if (!Q || !root) return;
+  var t = Q.t;
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function localInputNow() {
+    var d = new Date();
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  function toIso(value) { return value ? new Date(value).toISOString() : null; }
+
+  function flash(text, kind) {
+    var p = document.getElementById("field-flash");
+    if (!p) {
+      p = document.createElement("p");
+      p.id = "field-flash";
+      p.setAttribute("role", "status");
+      root.parentNode.insertBefore(p, root);
+    }
+    p.className = "flash flash-" + (kind || "success");
+    p.textContent = text;
+  }
+
+  // A fresh id for every form on every load: a page served from the cache must not reuse one.
+  function renew(form) {
+    var input = form.querySelector('input[name="client_id"]');
+    if (input) input.value = crypto.randomUUID();
+  }
+
+  function dataOf(form, kind, submitter) {
+    var f = new FormData(form);
+    if (kind === "attempt") {
+      var when = form.querySelector("[data-now]");
+      return {
+        channel: submitter && submitter.name === "channel" ? submitter.value : f.get("channel"),
+        reached: f.get("reached") === "yes",
+        attempted_at: toIso(when && when.dataset.edited ? f.get("attempted_at") : null) || new Date().toISOString(),
+        note: f.get("note") || null
+      };
+    }
+    if (kind === "resolve") {
+      return {
+        outcome: f.get("outcome"),
+        loss_amount: f.get("loss_amount") || null,
+        app_installed: f.get("app_installed") === "1",
+        follow_up_at: toIso(f.get("follow_up_at")),
+        note: f.get("note") || null
+      };
+    }
+    if (kind === "confirm") return { attempt_id: Number(f.get("attempt_id")) };
+    return {};
+  }
+
+  function onSubmit(ev) {
+    var form = ev.target.closest("form.entry-form");
+    if (!form) return;
+    ev.preventDefault();
+    if (form.dataset.busy) return;  // a double tap while the entry is being stored
+    form.dataset.busy = "1";
+    var kind = form.dataset.kind;
+    var idInput = form.querySelector('input[name="client_id"]');
+    Q.create(kind, form.dataset.warningId, dataOf(form, kind, ev.submitter), idInput.value)
+      .then(function (entry) {
+        form.reset();
+        renew(form);
+        setNow();
+        return Q.flush().then(function (out) {
+          var mine = out.results.filter(function (r) { return r.client_id === entry.client_id; })[0];
+          if (!mine) return;
+          var ok = mine.status === "applied" || mine.status === "duplicate";
+          flash(mine.detail, ok ? "success" : "error");
+          if (ok) {
+            var target = form.dataset.goto || null;
+            setTimeout(function () { if (target) location.assign(target); else location.reload(); }, 600);
+          }
+        }, function () { flash(t("saved_offline"), "success"); });
+      })
+      .catch(function () { renew(form); })
+      .then(function () { delete form.dataset.busy; });
+  }
+
+  function setNow() {
+    document.querySelectorAll("input[data-now]").forEach(function (input) {
+      if (!input.dataset.edited) input.value = localInputNow();
+    });
+  }
+
+  function countdowns() {
+    var now = Date.now();
+    document.querySelectorAll("[data-expires]").forEach(function (el) {
+      var left = Math.round((new Date(el.dataset.expires).getTime() - now) / 1000);
+      el.textContent = left <= 0 ? t("expired") : t("left", { t: Math.floor(left / 60) + ":" + pad(left % 60) });
+      el.classList.toggle("late", left <= 30);
+    });
+  }
+
+  function cacheUrls(reg) {
+    var worker = reg.active || navigator.serviceWorker.controller;
+    if (!worker) return;
+    var urls = [location.href];
+    document.querySelectorAll('script[src], link[rel="stylesheet"], link[rel="manifest"], link[rel="icon"]').forEach(function (el) {
+      urls.push(el.src || el.href);
+    });
+    document.querySelectorAll("a[data-offline]").forEach(function (a) { urls.push(a.href); });
+    worker.postMessage({ type: "CACHE_URLS", urls: urls });
+  }
+
+  function serviceWorker() {
+    if (!("serviceWorker" in navigator)) return;
+    var banner = document.getElementById("sw-update");
+    var reloading = false;
+    navigator.serviceWorker.register(root.dataset.swUrl, { scope: "/" }).then(function (reg) {
+      function offer(worker) {
+        if (!worker || !navigator.serviceWorker.controller) return;
+        banner.hidden = false;
+        document.getElementById("sw-update-btn").onclick = function () {
+          worker.postMessage({ type: "SKIP_WAITING" });
+        };
+      }
+      if (reg.waiting) offer(reg.waiting);
+      reg.addEventListener("updatefound", function () {
+        var w = reg.installing;
+        w.addEventListener("statechange", function () { if (w.state === "installed") offer(w); });
+      });
+      navigator.serviceWorker.ready.then(cacheUrls);
+    }).catch(function () {});
+    navigator.serviceWorker.addEventListener("controllerchange", function () {
+      if (banner && !banner.hidden && !reloading) { reloading = true; location.reload(); }
+    });
+    navigator.serviceWorker.addEventListener("message", function (ev) {
+      if (ev.data && ev.data.type === "queue-changed") Q.render().then(function () { Q.flush().catch(function () {}); });
+      if (ev.data && ev.data.type === "page-updated") {
+        flash(t("page_stale"), "success");
+        var again = document.createElement("button");
+        again.type = "button";
+        again.className = "small";
+        again.textContent = t("reload");
+        again.addEventListener("click", function () { location.reload(); });
+        document.getElementById("field-flash").appendChild(again);
+      }
+    });
+  }
+
+  function testAlert() {
+    var btn = document.getElementById("test-alert");
+    if (!btn) return;
+    btn.addEventListener("click", function () {
+      var out = document.getElementById("test-alert-result");
+      btn.disabled = true;
+      fetch(btn.dataset.url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": document.querySelector('meta[name="csrf-token"]').content },
+        body: "{}"
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          out.textContent = (r.ok ? t("test_sent") : t("test_failed")) + (body.message || body.error ? " " + (body.message || body.error) : "");
+        });
+      }, function () { out.textContent = t("offline"); })
+        .then(function () { btn.disabled = false; });
+    });
+  }
+
+  // Logging out: send what can be sent, warn about the rest, then wipe this user's data.
+  function logout() {
+    var form = document.getElementById("logout-form");
+    if (!form) return;
+    form.addEventListener("submit", function (ev) {
+      if (form.dataset.ready) return;
+      ev.preventDefault();
+      Q.flush().catch(function () {}).then(Q.count).then(function (n) {
+        if (n > 0 && !window.confirm(t("confirm_logout", { n: n }))) return;
+        var wipes = [Q.clearAll()];
+        if (window.caches) {
+          wipes.push(caches.keys().then(function (keys) {
+            return Promise.all(keys.map(function (k) { return caches["delete"](k); }));
+          }));
+        }
+        return Promise.all(wipes).catch(function () {}).then(function () {
+          form.dataset.ready = "1";
+          form.submit();
+        });
+      });
+    });
+  }
+
+  // A shared phone where the last officer's session simply ran out (no logout): their saved
+  // pages must not be shown to the next one.
+  function forgetOtherUser() {
+    var last = null;
+    try { last = localStorage.getItem("fieldapp-user"); localStorage.setItem("fieldapp-user", root.dataset.userId); } catch (e) { return; }
+    if (last && last !== root.dataset.userId && window.caches) caches["delete"]("fieldapp-pages");
+  }
+
+  forgetOtherUser();
+  document.addEventListener("submit", onSubmit);
+  document.addEventListener("input", function (ev) {
+    if (ev.target.matches && ev.target.matches("input[data-now]")) ev.target.dataset.edited = "1";
+  });
+  document.querySelectorAll("form.entry-form").forEach(renew);
+  setNow();
+  countdowns();
+  setInterval(countdowns, 1000);
+  serviceWorker();
+  testAlert();
+  logout();
+})();
