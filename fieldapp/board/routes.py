@@ -99,7 +99,9 @@ def _start_id() -> int:
     header = request.headers.get("Last-Event-ID", "").strip()
     if header.isdigit():
         return int(header)
-    return _int_arg("last_id") or 0
+    start = _int_arg("last_id")
+    # No starting point at all: begin from now rather than replaying the whole log.
+    return start if start is not None else board_view.last_event_id()
 
 
 @bp.get("/stream")

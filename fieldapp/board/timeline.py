@@ -103,7 +103,11 @@ def render(events_: list[Event]) -> list[dict]:
             if isinstance((e.data or {}).get(key), int):
                 ids.add(e.data[key])
     names = (
-        dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(ids))))
+        dict(
+            db.session.execute(
+                sa.select(User.id, User.display_name).where(User.id.in_(list(ids)))
+            ).all()
+        )
         if ids
         else {}
     )
