@@ -20,6 +20,8 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 from fieldapp import board_view, clock, events, figures, labels
 from fieldapp.access import can_see_station, roles_required, station_scope
@@ -62,6 +64,7 @@ def _board_context() -> dict:
     officers = board_view.officers_by_station({s.id for s in stations})
     return {
         "rows": rows,
+        "view": _board_strings(officers),
         "filters": filters,
         "stations": stations,
         "officers": officers,
@@ -73,6 +76,46 @@ def _board_context() -> dict:
             for k, v in request.args.items()
             if k in ("status", "officer", "fraud_type", "station")
         },
+    }
+
+
+def _board_strings(officers: dict[int, list[User]]) -> dict:
+    """Everything a board row repeats, translated and rendered once per request, not per row.
+
+    A county board has a thousand rows; per-row url_for, gettext and option lists would
+    dominate its rendering time.
+    """
+    detail = url_for("board.warning_detail", warning_id=0)
+    reassign_url = url_for("board.reassign_warning", warning_id=0)
+    unit = {"s": _("%(n)d s"), "min": _("%(n)d min"), "h": _("%(h)d h %(m)d min")}
+
+    def ago(seconds: float) -> str:
+        seconds = int(seconds)
+        if seconds < 60:
+            return unit["s"] % {"n": seconds}
+        if seconds < 3600:
+            return unit["min"] % {"n": seconds // 60}
+        return unit["h"] % {"h": seconds // 3600, "m": (seconds % 3600) // 60}
+
+    options = {
+        sid: Markup("").join(
+            Markup('<option value="{}">{}</option>').format(u.id, u.display_name) for u in users
+        )
+        for sid, users in officers.items()
+    }
+    return {
+        "detail_prefix": detail[: -len("0")],
+        "reassign_prefix": reassign_url.split("/0/")[0] + "/",
+        "reassign_suffix": "/" + reassign_url.split("/0/")[1],
+        "status": {k: str(v) for k, v in labels.STATUSES.items()},
+        "fraud": {k: str(v) for k, v in labels.FRAUD_TYPES.items()},
+        "risk": {k: str(v) for k, v in labels.RISK_LEVELS.items()},
+        "channel": {k: str(v) for k, v in labels.CHANNELS.items()},
+        "lateness": {"late": _("Late"), "due": _("Due"), "on_time": _("On time")},
+        "ago": ago,
+        "options": options,
+        "csrf": generate_csrf(),
+        "next": url_for("board.index", **request.args),
     }
 
 
