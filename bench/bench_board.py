@@ -253,11 +253,10 @@ def main() -> None:
         admin_id = admin.id
 
     client = app.test_client()
-    with client.session_transaction() as sess:
-        with app.app_context():
-            user = db.session.get(User, admin_id)
-            sess["_user_id"] = user.get_id()
-            sess["_fresh"] = True
+    with client.session_transaction() as sess, app.app_context():
+        user = db.session.get(User, admin_id)
+        sess["_user_id"] = user.get_id()
+        sess["_fresh"] = True
 
     def get(path):
         resp = client.get(path)
