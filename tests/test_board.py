@@ -222,8 +222,12 @@ def test_timeline_renders_every_event_as_a_sentence(board, client, auth):
     events.record(
         "attempt", warning=w, actor=o1, attempt_id=1, channel="wechat_video", reached=True
     )
+    events.record("delivered", warning=w, offer_id=1, officer_id=o1.id, channel="push")
+    events.record("fallback_sms", warning=w, offer_id=1, officer_id=o1.id, channel="sms")
+    events.record("confirmed", warning=w, actor=board["o2"], attempt_id=1, confirmation_id=1)
     events.record("help_requested", warning=w, actor=o1)
-    events.record("resolved", warning=w, actor=o1, outcome="persuaded")
+    events.record("joined", warning=w, actor=board["o2"])
+    events.record("resolved", warning=w, actor=o1, outcome="persuaded", app_installed=True)
     events.record("brand_new_kind", warning=w)
     db.session.commit()
     auth.login("chief_a")
@@ -232,8 +236,12 @@ def test_timeline_renders_every_event_as_a_sentence(board, client, auth):
     assert "Warning received from the anti-fraud centre." in html
     assert "Offered to 王警官 (offer 1). (1.5 km away)" in html
     assert "Contact attempt by WeChat video call: reached the person." in html
+    assert "The phone of 王警官 confirmed the notification arrived." in html
+    assert "No receipt from the phone: SMS sent to 王警官." in html
+    assert "<strong>李警官</strong>: Confirmed a contact attempt." in html
     assert "Asked the station for help." in html
-    assert "Resolved: Persuaded." in html
+    assert "<strong>李警官</strong>: Joined to help." in html
+    assert "Resolved: Persuaded. Anti-fraud app installed." in html
     assert "Event: brand_new_kind." in html
     assert html.index("anti-fraud centre") < html.index("Resolved: Persuaded")
     client.set_cookie("lang", "zh_CN")

@@ -59,12 +59,19 @@ def describe(event: Event, names: dict[int, str]) -> str:
         )
     if kind in ("push_sent", "offer_sent"):
         return _("Push notification sent.")
-    if kind in ("push_delivered", "receipt", "offer_delivered"):
-        return _("The phone confirmed the notification arrived.")
-    if kind in ("push_failed",):
+    if kind in ("delivered", "push_delivered", "receipt"):
+        return _(
+            "The phone of %(who)s confirmed the notification arrived.",
+            who=_who(names, d.get("officer_id")),
+        )
+    if kind == "push_failed":
         return _("Push notification could not be sent.")
-    if kind in ("fallback", "sms_fallback", "sms_sent"):
-        return _("No receipt from the phone: SMS fallback sent.")
+    if kind in ("fallback_sms", "sms_fallback", "fallback"):
+        return _(
+            "No receipt from the phone: SMS sent to %(who)s.", who=_who(names, d.get("officer_id"))
+        )
+    if kind == "fallback_unavailable":
+        return _("No receipt from the phone, and no phone number on file for an SMS.")
     if kind == "attempt":
         channel = labels.label(labels.CHANNELS, d.get("channel"))
         if d.get("reached"):
@@ -76,8 +83,13 @@ def describe(event: Event, names: dict[int, str]) -> str:
         return _("Asked the station for help.")
     if kind in ("help_joined", "joined"):
         return _("Joined to help.")
+    if kind == "follow_up_done":
+        return _("Follow-up visit done.")
     if kind == "resolved":
-        return _("Resolved: %(outcome)s.", outcome=labels.label(labels.OUTCOMES, d.get("outcome")))
+        text = _("Resolved: %(outcome)s.", outcome=labels.label(labels.OUTCOMES, d.get("outcome")))
+        if d.get("app_installed"):
+            text += " " + _("Anti-fraud app installed.")
+        return text
     if kind == "outcome_amended":
         if d.get("defrauded_after"):
             loss = d.get("later_loss_amount")
