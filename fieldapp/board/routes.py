@@ -162,7 +162,7 @@ def stream():
     keepalive_s = 15.0
 
     def generate(last_id=last_id):
-        yield "retry: 2000\n\n"
+        yield "retry: 500\n\n"  # reconnect fast: the 2-second promise holds across reconnects
         started = last_beat = time.monotonic()
         while True:
             batch = events.since(last_id, station_id)
