@@ -461,3 +461,15 @@ def test_figures_bad_period_is_not_an_error(board, client, auth):
     assert resp.status_code == 200
     resp = client.get("/board/figures.csv?period=custom&start=2026-12-01&end=2026-11-01")
     assert resp.status_code == 200
+
+
+def test_csv_defuses_formulas_in_names(board, client, auth, make):
+    board["o1"].display_name = '=HYPERLINK("http://x")'
+    _figures_fixture(make, board)
+    auth.login("chief_a")
+    rows = _csv_rows(
+        client.get("/board/figures.csv?period=custom&start=2026-11-01&end=2026-11-30").data
+    )
+    names = [r[0] for r in rows if r]
+    assert '\'=HYPERLINK("http://x")' in names
+    assert not any(n.startswith("=") for n in names)

@@ -69,10 +69,26 @@ def summary_rows(fig: Figures) -> list[tuple[str, str, str]]:
     return rows
 
 
+class _SafeWriter:
+    """A csv writer that defuses text cells Excel would run as formulas (=, +, -, @)."""
+
+    def __init__(self, out):
+        self._w = csv.writer(out, lineterminator="\r\n")
+
+    def writerow(self, row) -> None:
+        self._w.writerow([_cell(v) for v in row])
+
+
+def _cell(value):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def csv_bytes(fig: Figures, station_label: str) -> bytes:
     """UTF-8 with BOM and CRLF, so Excel opens it with the Chinese intact."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = _SafeWriter(out)
     w.writerow([_("Period"), f"{fig.period.start.isoformat()} – {fig.period.end.isoformat()}"])
     w.writerow([_("Station"), station_label])
     w.writerow([])
