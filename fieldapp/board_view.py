@@ -12,7 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import contains_eager
 
 from fieldapp import events, outbox
 from fieldapp.extensions import db
@@ -28,11 +27,25 @@ from fieldapp.models import (
 )
 
 
+@dataclass(frozen=True)
+class StationInfo:
+    id: int
+    name: str
+    contact_target_s: int
+
+
+@dataclass(frozen=True)
+class OwnerInfo:
+    id: int
+    display_name: str
+
+
 @dataclass
 class BoardRow:
-    warning: Warning
-    station: Station
-    owner: User | None
+    # A plain row, not an ORM object: a county board loads a thousand of them per refresh.
+    warning: sa.Row
+    station: StationInfo
+    owner: OwnerInfo | None
     last_channel: str | None
     attempts: int
     reached: bool
@@ -52,8 +65,11 @@ class Filters:
     station_id: int | None = None
 
 
-def lateness(warning: Warning, target_s: int, now: datetime) -> str:
-    """on_time / due / late against the station's time-to-first-contact target."""
+def lateness(warning, target_s: int, now: datetime) -> str:
+    """on_time / due / late against the station's time-to-first-contact target.
+
+    `warning` is a Warning or any row with received_at and first_contact_at.
+    """
     if warning.first_contact_at is not None:
         took = (warning.first_contact_at - warning.received_at).total_seconds()
         return "late" if took > target_s else "on_time"
@@ -72,10 +88,22 @@ def open_warnings(scope, filters: Filters, now: datetime) -> list[BoardRow]:
     summarised per warning.
     """
     query = (
-        sa.select(Warning)
-        .join(Warning.station)
-        .outerjoin(Warning.owner)
-        .options(contains_eager(Warning.station), contains_eager(Warning.owner))
+        sa.select(
+            Warning.id,
+            Warning.status,
+            Warning.fraud_type,
+            Warning.risk_level,
+            Warning.station_id,
+            Warning.owner_id,
+            Warning.received_at,
+            Warning.first_contact_at,
+            Warning.last_action_at,
+            Station.name.label("station_name"),
+            Station.contact_target_s,
+            User.display_name.label("owner_name"),
+        )
+        .join(Station, Station.id == Warning.station_id)
+        .outerjoin(User, User.id == Warning.owner_id)
         .where(Warning.status.in_(OPEN_STATUSES), scope)
         .order_by((Warning.status == "unassigned").desc(), Warning.received_at, Warning.id)
     )
@@ -87,18 +115,30 @@ def open_warnings(scope, filters: Filters, now: datetime) -> list[BoardRow]:
         query = query.where(Warning.fraud_type == filters.fraud_type)
     if filters.station_id is not None:
         query = query.where(Warning.station_id == filters.station_id)
-    warnings = db.session.scalars(query).unique().all()
+    warnings = db.session.execute(query).all()
     summary = _attempt_summary([w.id for w in warnings])
     defrauded = _defrauded([w.id for w in warnings])
+    stations: dict[int, StationInfo] = {}
+    owners: dict[int, OwnerInfo] = {}
     rows = []
     for w in warnings:
         count, reached, channel = summary.get(w.id, (0, False, None))
-        state = lateness(w, w.station.contact_target_s, now)
+        station = stations.get(w.station_id)
+        if station is None:
+            station = stations[w.station_id] = StationInfo(
+                w.station_id, w.station_name, w.contact_target_s
+            )
+        owner = None
+        if w.owner_id is not None:
+            owner = owners.get(w.owner_id)
+            if owner is None:
+                owner = owners[w.owner_id] = OwnerInfo(w.owner_id, w.owner_name)
+        state = lateness(w, station.contact_target_s, now)
         rows.append(
             BoardRow(
                 warning=w,
-                station=w.station,
-                owner=w.owner,
+                station=station,
+                owner=owner,
                 last_channel=channel,
                 attempts=count,
                 reached=reached,

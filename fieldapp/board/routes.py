@@ -97,12 +97,19 @@ def _board_strings(officers: dict[int, list[User]]) -> dict:
             return unit["min"] % {"n": seconds // 60}
         return unit["h"] % {"h": seconds // 3600, "m": (seconds % 3600) // 60}
 
+    choose = Markup('<option value="">{}</option>').format(_("Choose…"))
     options = {
-        sid: Markup("").join(
+        sid: choose
+        + Markup("").join(
             Markup('<option value="{}">{}</option>').format(u.id, u.display_name) for u in users
         )
         for sid, users in officers.items()
     }
+    lateness_names = {"late": _("Late"), "due": _("Due"), "on_time": _("On time")}
+    hidden = Markup(
+        '<input type="hidden" name="csrf_token" value="{}">'
+        '<input type="hidden" name="next" value="{}">'
+    ).format(generate_csrf(), url_for("board.index", **request.args))
     return {
         "detail_prefix": detail[: -len("0")],
         "reassign_prefix": reassign_url.split("/0/")[0] + "/",
@@ -111,11 +118,19 @@ def _board_strings(officers: dict[int, list[User]]) -> dict:
         "fraud": {k: str(v) for k, v in labels.FRAUD_TYPES.items()},
         "risk": {k: str(v) for k, v in labels.RISK_LEVELS.items()},
         "channel": {k: str(v) for k, v in labels.CHANNELS.items()},
-        "lateness": {"late": _("Late"), "due": _("Due"), "on_time": _("On time")},
+        "lateness": lateness_names,
+        "pill": {
+            k: Markup('<span class="pill {}">{}</span>').format(k, v)
+            for k, v in lateness_names.items()
+        },
+        "flag_late": Markup('<span class="flag late">{}</span>').format(_("Late")),
+        "flag_unreached": Markup('<span class="flag due">{}</span>').format(_("Not reached yet")),
+        "flag_defrauded": Markup('<span class="flag late">{}</span>').format(
+            _("Defrauded after warning")
+        ),
         "ago": ago,
         "options": options,
-        "csrf": generate_csrf(),
-        "next": url_for("board.index", **request.args),
+        "hidden": hidden,
     }
 
 
