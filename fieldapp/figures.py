@@ -146,11 +146,54 @@ class Totals:
         return ratio(self.defrauded_after, self.outcomes)
 
 
-def totals(period: Period, station_id: int | None = None) -> Totals:
-    """Counts, rates and money over the warnings received in `period`."""
+@dataclass
+class Breakdown:
+    key: str | int | None
+    label: str = ""
+    received: int = 0
+    reached: int = 0
+    persuaded: int = 0
+    fraud_outcomes: int = 0
+
+    @property
+    def persuasion_rate(self) -> float | None:
+        return ratio(self.persuaded, self.fraud_outcomes)
+
+    @property
+    def contact_rate(self) -> float | None:
+        return ratio(self.reached, self.received)
+
+
+@dataclass
+class Group:
+    """One (station, scam type, owner) cell of a period: every count the figures add up."""
+
+    station_id: int
+    fraud_type: str
+    owner_id: int | None
+    received: int
+    reached: int
+    outcomes: int
+    persuaded: int
+    fraud_outcomes: int
+    app_installs: int
+    defrauded_after: int
+    losses_avoided: Decimal
+    reported_losses: Decimal
+
+
+def groups(period: Period, station_id: int | None = None) -> list[Group]:
+    """The period's warnings counted per station, scam type and owner, in one query.
+
+    A county month has at most a few hundred such cells, so every total, breakdown and
+    ranking is summed from them in Python instead of re-scanning the warnings per figure.
+    """
     persuaded = Outcome.outcome == "persuaded"
-    row = db.session.execute(
+    rows = db.session.execute(
         sa.select(
+            Warning.station_id,
+            Warning.fraud_type,
+            Warning.owner_id,
             sa.func.count(Warning.id),
             sa.func.sum(sa.case((_reached_exists(), 1), else_=0)),
             sa.func.count(Outcome.id),
@@ -165,18 +208,59 @@ def totals(period: Period, station_id: int | None = None) -> Totals:
         .select_from(Warning)
         .outerjoin(Outcome, Outcome.warning_id == Warning.id)
         .where(*_in_period(period, station_id))
-    ).one()
-    return Totals(
-        received=row[0] or 0,
-        reached=int(row[1] or 0),
-        outcomes=row[2] or 0,
-        persuaded=int(row[3] or 0),
-        fraud_outcomes=int(row[4] or 0),
-        app_installs=int(row[5] or 0),
-        defrauded_after=int(row[6] or 0),
-        losses_avoided=_money(row[7]),
-        reported_losses=_money(row[8]) + _money(row[9]),
-    )
+        .group_by(Warning.station_id, Warning.fraud_type, Warning.owner_id)
+    ).all()
+    return [
+        Group(
+            station_id=r[0],
+            fraud_type=r[1],
+            owner_id=r[2],
+            received=r[3] or 0,
+            reached=int(r[4] or 0),
+            outcomes=r[5] or 0,
+            persuaded=int(r[6] or 0),
+            fraud_outcomes=int(r[7] or 0),
+            app_installs=int(r[8] or 0),
+            defrauded_after=int(r[9] or 0),
+            losses_avoided=_money(r[10]),
+            reported_losses=_money(r[11]) + _money(r[12]),
+        )
+        for r in rows
+    ]
+
+
+def _sum_totals(cells: list[Group]) -> Totals:
+    t = Totals()
+    for g in cells:
+        t.received += g.received
+        t.reached += g.reached
+        t.outcomes += g.outcomes
+        t.persuaded += g.persuaded
+        t.fraud_outcomes += g.fraud_outcomes
+        t.app_installs += g.app_installs
+        t.defrauded_after += g.defrauded_after
+        t.losses_avoided += g.losses_avoided
+        t.reported_losses += g.reported_losses
+    return t
+
+
+def _sum_by(cells: list[Group], key) -> list[Breakdown]:
+    found: dict = {}
+    for g in cells:
+        k = key(g)
+        b = found.get(k)
+        if b is None:
+            b = found[k] = Breakdown(k)
+        b.received += g.received
+        b.reached += g.reached
+        b.persuaded += g.persuaded
+        b.fraud_outcomes += g.fraud_outcomes
+    return list(found.values())
+
+
+def totals(period: Period, station_id: int | None = None, cells=None) -> Totals:
+    """Counts, rates and money over the warnings received in `period`."""
+    return _sum_totals(groups(period, station_id) if cells is None else cells)
 
 
 @dataclass
@@ -225,53 +309,17 @@ def channels(period: Period, station_id: int | None = None) -> dict[str, int]:
     return counts
 
 
-@dataclass
-class Breakdown:
-    key: str | int | None
-    label: str = ""
-    received: int = 0
-    reached: int = 0
-    persuaded: int = 0
-    fraud_outcomes: int = 0
-
-    @property
-    def persuasion_rate(self) -> float | None:
-        return ratio(self.persuaded, self.fraud_outcomes)
-
-    @property
-    def contact_rate(self) -> float | None:
-        return ratio(self.reached, self.received)
-
-
-def _breakdown(period: Period, station_id: int | None, column) -> list[Breakdown]:
-    rows = db.session.execute(
-        sa.select(
-            column,
-            sa.func.count(Warning.id),
-            sa.func.sum(sa.case((_reached_exists(), 1), else_=0)),
-            sa.func.sum(sa.case((Outcome.outcome == "persuaded", 1), else_=0)),
-            sa.func.sum(sa.case((Outcome.outcome != "not_fraud", 1), else_=0)),
-        )
-        .select_from(Warning)
-        .outerjoin(Outcome, Outcome.warning_id == Warning.id)
-        .where(*_in_period(period, station_id))
-        .group_by(column)
-    ).all()
-    return [
-        Breakdown(key, "", n or 0, int(r or 0), int(p or 0), int(f or 0))
-        for key, n, r, p, f in rows
-    ]
-
-
-def by_fraud_type(period: Period, station_id: int | None = None) -> list[Breakdown]:
+def by_fraud_type(period: Period, station_id: int | None = None, cells=None) -> list[Breakdown]:
     """Received, reached and persuaded per scam type, most received first."""
-    found = _breakdown(period, station_id, Warning.fraud_type)
+    cells = groups(period, station_id) if cells is None else cells
+    found = _sum_by(cells, lambda g: g.fraud_type)
     return sorted(found, key=lambda b: (-b.received, str(b.key)))
 
 
-def by_officer(period: Period, station_id: int | None = None) -> list[Breakdown]:
+def by_officer(period: Period, station_id: int | None = None, cells=None) -> list[Breakdown]:
     """Per owning officer (None: never owned), labelled with the officer's display name."""
-    found = _breakdown(period, station_id, Warning.owner_id)
+    cells = groups(period, station_id) if cells is None else cells
+    found = _sum_by(cells, lambda g: g.owner_id)
     names = _names([b.key for b in found if b.key is not None])
     for b in found:
         b.label = names.get(b.key, "")
@@ -338,9 +386,10 @@ def workload(period: Period, station_id: int | None = None) -> list[Workload]:
     return sorted(result.values(), key=lambda w: (-w.offers, w.name, w.user_id))
 
 
-def station_ranking(period: Period) -> list[Breakdown]:
+def station_ranking(period: Period, cells=None) -> list[Breakdown]:
     """Every station by persuasion rate, best first (stations with no outcome last)."""
-    found = {b.key: b for b in _breakdown(period, None, Warning.station_id)}
+    cells = groups(period, None) if cells is None else cells
+    found = {b.key: b for b in _sum_by(cells, lambda g: g.station_id)}
     for sid, code, name in db.session.execute(sa.select(Station.id, Station.code, Station.name)):
         found.setdefault(sid, Breakdown(sid)).label = f"{name} ({code})"
     return sorted(
@@ -367,26 +416,28 @@ class Figures:
 
 def compute(period: Period, station_id: int | None = None, *, compare: bool = True) -> Figures:
     """All figures for `period` (and, when `compare`, for the same period last year)."""
+    cells = groups(period, station_id)
     result = Figures(
         period=period,
         station_id=station_id,
-        totals=totals(period, station_id),
+        totals=totals(period, station_id, cells),
         timing=timing(period, station_id),
         channels=channels(period, station_id),
-        fraud_types=by_fraud_type(period, station_id),
-        officers=by_officer(period, station_id),
+        fraud_types=by_fraud_type(period, station_id, cells),
+        officers=by_officer(period, station_id, cells),
         workload=workload(period, station_id),
-        ranking=station_ranking(period) if station_id is None else [],
+        ranking=station_ranking(period, cells) if station_id is None else [],
     )
     if compare:
         last = period.last_year()
+        last_cells = groups(last, station_id)
         result.last_year = Figures(
             period=last,
             station_id=station_id,
-            totals=totals(last, station_id),
+            totals=totals(last, station_id, last_cells),
             timing=timing(last, station_id),
             channels=channels(last, station_id),
-            fraud_types=by_fraud_type(last, station_id),
+            fraud_types=by_fraud_type(last, station_id, last_cells),
             officers=[],
             workload=[],
         )
