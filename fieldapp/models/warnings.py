@@ -36,6 +36,9 @@ class Warning(Base):
         sa.Index("ix_warnings_station_received", "station_id", "received_at"),
         sa.Index("ix_warnings_person_phone", "person_phone"),
         sa.Index("ix_warnings_owner_status", "owner_id", "status"),
+        # The county board (open warnings of every station) and county figures by period.
+        sa.Index("ix_warnings_status_received", "status", "received_at"),
+        sa.Index("ix_warnings_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -134,6 +137,8 @@ class Participant(Base):
 
 class ContactAttempt(Base):
     __tablename__ = "contact_attempts"
+    # "Was this person reached?" per warning, answered from the index alone (figures).
+    __table_args__ = (sa.Index("ix_contact_attempts_warning_reached", "warning_id", "reached"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
