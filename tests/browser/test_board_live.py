@@ -5,54 +5,28 @@ No timing assertions (the machine may be loaded); the generous selector timeouts
 broken feed from hanging the run.
 """
 
-import logging
-import shutil
-import threading
 import time
 
 import pytest
-from werkzeug.serving import make_server
 
 from fieldapp import events
 from fieldapp.extensions import db
 from tests import factories
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
-def board_page(app):
-    """A live server on a free port and a chromium page; yields (base_url, page)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+def board_page(app, browser, live_server):
+    """The live server (tests/browser/conftest.py) with short streams, and a desktop page."""
     # Short streams, so the test sees the browser reconnect by itself, as after ~55 s.
     app.config.update(BOARD_STREAM_SECONDS=2, BOARD_STREAM_POLL_S=0.2)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    app.config["SERVER_NAME"] = f"127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1024, "height": 768}, locale="zh-CN")
-        page.set_default_timeout(10_000)
-        try:
-            yield f"http://127.0.0.1:{server.server_port}", page
-        finally:
-            browser.close()
-            server.shutdown()
-            thread.join(5)
-            time.sleep(0.5)  # let the last stream poll finish before the tables are emptied
-            db.session.remove()
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        yield live_server, page
+    finally:
+        context.close()
+        time.sleep(0.5)  # let the last stream poll finish before the tables are emptied
 
 
 def _new_warning(station):
