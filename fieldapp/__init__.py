@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from werkzeug.routing import IntegerConverter
 
 from fieldapp import config
 from fieldapp.extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -24,6 +25,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # Before any route is added: every <int:...> in the app, whoever adds it, is bounded.
+    app.url_map.converters["int"] = BoundedIntConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(config.load(app.instance_path))
     if test_config:
@@ -36,6 +39,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_commands(app)
     configure_logging(app)
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:x>` that never matches past a 64-bit id: a huge guessed id is a 404, not a 500.
+
+    The database drivers cannot bind integers beyond 2**63 - 1 (SQLite raises OverflowError).
+    """
+
+    def __init__(self, map, *args, max=2**63 - 1, **kwargs):  # noqa: A002 - werkzeug's name
+        super().__init__(map, *args, max=max, **kwargs)
 
 
 def register_extensions(app: Flask) -> None:
