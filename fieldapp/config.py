@@ -59,6 +59,9 @@ def load(instance_path: str) -> dict:
         "INTAKE_MAX_BYTES": 64 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # Behind a reverse proxy: trust one hop's X-Forwarded-For/-Proto/-Host, so HTTPS is seen
+        # (HSTS, secure redirects) and rate limits key on the client, not on the proxy.
+        "PROXY_FIX": _bool(os.environ.get("FIELDAPP_PROXY_FIX"), False),
         "SESSION_COOKIE_SECURE": _bool(os.environ.get("FIELDAPP_SECURE_COOKIES"), False),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
