@@ -7,7 +7,6 @@ import secrets
 import sqlalchemy as sa
 
 from fieldapp import clock, events
-
 from fieldapp.extensions import db
 from fieldapp.models import IntakeToken, Station
 

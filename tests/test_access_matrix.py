@@ -19,6 +19,7 @@ are exactly the "guessing another station's ids" cases.
 """
 
 import re
+
 import pytest
 
 from fieldapp import clock, dispatch
@@ -305,4 +306,4 @@ def test_matrix_catches_a_wrongly_open_route(app, world, caller):
 
 def test_user_ids_of_other_station_not_listed_on_board(world, caller):
     html = caller.call("chief_b", "GET", "/board/", "board.index").get_data(as_text=True)
-XX
+    assert not re.search(rf'id="w{world["warning"].id}"', html)
