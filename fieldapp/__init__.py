@@ -45,12 +45,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 class BoundedIntConverter(IntegerConverter):
-    """`<int:x>` that never matches past a 64-bit id: a huge guessed id is a 404, not a 500.
+    """`<int:x>` that never matches past a 32-bit id: a huge guessed id is a 404, not a 500.
 
-    The database drivers cannot bind integers beyond 2**63 - 1 (SQLite raises OverflowError).
+    Primary keys are INTEGER columns: PostgreSQL refuses to compare them with 2**31 or more
+    (integer out of range) and SQLite cannot bind past 2**63 - 1 (OverflowError).
     """
 
-    def __init__(self, map, *args, max=2**63 - 1, **kwargs):  # noqa: A002 - werkzeug's name
+    def __init__(self, map, *args, max=2**31 - 1, **kwargs):  # noqa: A002 - werkzeug's name
         super().__init__(map, *args, max=max, **kwargs)
 
 
