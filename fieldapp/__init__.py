@@ -4,9 +4,10 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -111,7 +112,7 @@ def register_errorhandlers(app: Flask) -> None:
         message = message or messages[code]()
         if _wants_json():
             return jsonify({"error": message}), code
-        return render_template("errors/error.html", code=code, message=message), code
+        return make_response(render_template("errors/error.html", code=code, message=message)), code
 
     for code in messages:
         if code == 500:
@@ -121,6 +122,24 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_error(400, _("Your session form expired. Reload the page and try again."))
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InternalError)
+    def database_unavailable(error):
+        # Disk full, read-only file or database, server gone: nothing of this request was
+        # committed, so say so and ask to retry rather than show a bare 500.
+        db.session.rollback()
+        # The class name only: the message may quote SQL parameters (personal data).
+        app.logger.error("database unavailable: %s", type(error.orig or error).__name__)
+        response = render_error(
+            503,
+            _(
+                "The database cannot store anything right now (it may be full, read-only or "
+                "unreachable). Nothing was saved; please try again in a few minutes."
+            ),
+        )
+        response[0].headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(500)
     def server_error(error):

@@ -38,9 +38,10 @@ def load(instance_path: str) -> dict:
     return {
         "SECRET_KEY": _secret_key(instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}
+        # hide_parameters: SQL errors and logs never quote bound values (names, phones).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True}
         if not is_sqlite
-        else {"connect_args": {"timeout": 30}},
+        else {"connect_args": {"timeout": 30}, "hide_parameters": True},
         "VAPID_PRIVATE_KEY_FILE": os.environ.get(
             "VAPID_PRIVATE_KEY_FILE", str(instance / "vapid_private.pem")
         ),
