@@ -58,6 +58,7 @@ class PushService:
         self.keys: dict[str, BrowserKeys] = {}
         self.accepted: list[dict] = []  # decrypted payloads answered with 201
         self.refused = 0
+        self.held_count = 0
         self.held = threading.Event()  # set while a request is being held
         self.release = threading.Event()
         self.lock = threading.Lock()
@@ -74,6 +75,8 @@ class PushService:
                     len(service.accepted) >= service.hold_after
                 )
                 if service.mode == "hold" or holding:
+                    with service.lock:
+                        service.held_count += 1
                     service.held.set()
                     service.release.wait(timeout=30)
                     return
