@@ -1,0 +1,103 @@
+"""Locust users for bench/load/run.py: officers' devices, chiefs' boards, the centre's intake.
+
+Reads the fixture written by run.py from $LOAD_FIXTURE (usernames, password, intake token,
+station codes) and $LOAD_POSITION ("1" when POST /api/v1/me/position exists, else the devices
+poll GET /field/ instead). Run it through run.py, not by hand.
+"""
+
+import itertools
+import json
+import os
+import random
+import re
+import uuid
+
+from locust import HttpUser, between, constant, constant_throughput, task
+
+with open(os.environ["LOAD_FIXTURE"]) as _fh:
+    FIXTURE = json.load(_fh)
+POSITION = os.environ.get("LOAD_POSITION", "1") == "1"
+_officers = itertools.cycle(FIXTURE["officers"])
+_chiefs = itertools.cycle(FIXTURE["chiefs"])
+CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def _login(user: HttpUser, username: str, landing: str) -> str:
+    page = user.client.get("/login", name="GET /login")
+    match = CSRF.search(page.text)
+    token = match.group(1) if match else ""
+    user.client.post(
+        "/login",
+        data={"username": username, "password": FIXTURE["password"], "csrf_token": token},
+        name="POST /login",
+        allow_redirects=False,
+    )
+    home = user.client.get(landing, name=f"GET {landing}")
+    match = CSRF.search(home.text)
+    return match.group(1) if match else token
+
+
+class OfficerDevice(HttpUser):
+    """An officer's phone reporting its position every 30 s."""
+
+    fixed_count = FIXTURE["counts"]["officers"]
+    wait_time = constant(30)
+
+    def on_start(self):
+        self.username, self.lat, self.lon = next(_officers)
+        self.csrf = _login(self, self.username, "/field/")
+
+    @task
+    def report_position(self):
+        if not POSITION:
+            self.client.get("/field/", name="GET /field/")
+            return
+        self.lat += random.uniform(-0.0005, 0.0005)
+        self.lon += random.uniform(-0.0005, 0.0005)
+        self.client.post(
+            "/api/v1/me/position",
+            json={"lat": self.lat, "lon": self.lon, "accuracy_m": 15},
+            headers={"X-CSRFToken": self.csrf},
+            name="POST /api/v1/me/position",
+        )
+
+
+class ChiefBoard(HttpUser):
+    """A station chief's live board, refreshed every few seconds."""
+
+    fixed_count = FIXTURE["counts"]["chiefs"]
+    wait_time = between(4, 6)
+
+    def on_start(self):
+        _login(self, next(_chiefs), "/board/")
+
+    @task
+    def board(self):
+        self.client.get("/board/", name="GET /board/")
+
+
+class Centre(HttpUser):
+    """The anti-fraud centre: each user sends one warning a second."""
+
+    fixed_count = FIXTURE["counts"]["centre_users"]
+    wait_time = constant_throughput(1)
+
+    @task
+    def send_warning(self):
+        station = random.choice(FIXTURE["stations"])
+        self.client.post(
+            "/api/v1/warnings",
+            json={
+                "source_ref": uuid.uuid4().hex,
+                "person_name": "压测",
+                "person_phone": "13800138000",
+                "fraud_type": "fake_loan",
+                "amount_at_risk": 20000,
+                "location": {
+                    "lat": station["lat"] + random.uniform(-0.02, 0.02),
+                    "lon": station["lon"] + random.uniform(-0.02, 0.02),
+                },
+            },
+            headers={"Authorization": f"Bearer {FIXTURE['token']}"},
+            name="POST /api/v1/warnings",
+        )
