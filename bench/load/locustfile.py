@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import random
-import re
 import uuid
 
 from locust import HttpUser, between, constant, constant_throughput, task
@@ -17,24 +16,15 @@ from locust import HttpUser, between, constant, constant_throughput, task
 with open(os.environ["LOAD_FIXTURE"]) as _fh:
     FIXTURE = json.load(_fh)
 POSITION = os.environ.get("LOAD_POSITION", "1") == "1"
-_officers = itertools.cycle(FIXTURE["officers"])
-_chiefs = itertools.cycle(FIXTURE["chiefs"])
-CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+_officers = itertools.cycle(zip(FIXTURE["officers"], FIXTURE["officer_sessions"], strict=True))
+_chiefs = itertools.cycle(FIXTURE["chief_sessions"])
 
 
-def _login(user: HttpUser, username: str, landing: str) -> str:
-    page = user.client.get("/login", name="GET /login")
-    match = CSRF.search(page.text)
-    token = match.group(1) if match else ""
-    user.client.post(
-        "/login",
-        data={"username": username, "password": FIXTURE["password"], "csrf_token": token},
-        name="POST /login",
-        allow_redirects=False,
-    )
-    home = user.client.get(landing, name=f"GET {landing}")
-    match = CSRF.search(home.text)
-    return match.group(1) if match else token
+def _resume(user: HttpUser, session: dict) -> str:
+    """Take over a session run.py logged in (devices stay logged in for hours)."""
+    for name, value in session["cookies"].items():
+        user.client.cookies.set(name, value)
+    return session["csrf"]
 
 
 class OfficerDevice(HttpUser):
@@ -44,8 +34,8 @@ class OfficerDevice(HttpUser):
     wait_time = constant(30)
 
     def on_start(self):
-        self.username, self.lat, self.lon = next(_officers)
-        self.csrf = _login(self, self.username, "/field/")
+        (self.username, self.lat, self.lon), session = next(_officers)
+        self.csrf = _resume(self, session)
 
     @task
     def report_position(self):
@@ -69,7 +59,7 @@ class ChiefBoard(HttpUser):
     wait_time = between(4, 6)
 
     def on_start(self):
-        _login(self, next(_chiefs), "/board/")
+        _resume(self, next(_chiefs))
 
     @task
     def board(self):
