@@ -58,6 +58,16 @@ MATRIX: dict[str, dict[str, str]] = {
     "intake.import_batch": {"read": CHIEF, "change": CHIEF},
     "intake.new_warning": {"read": CHIEF, "change": CHIEF},
     "static": {"read": PUBLIC},
+    # --- the push/worker branch (#3) ---
+    "api.set_duty": {"change": FIELD},
+    "api.set_position": {"change": FIELD},
+    "api.vapid_public_key": {"read": PUBLIC},
+    "api.add_subscription": {"change": LOGGED_IN},
+    "api.remove_subscription": {"change": LOGGED_IN},
+    # The service worker posts receipts without a CSRF token; an empty body is 422 for anyone.
+    "api.push_receipt": {"change": PUBLIC},
+    "api.test_alert": {"change": LOGGED_IN},
+    "api.stream": {"read": LOGGED_IN},
 }
 
 # Endpoints after which the client's session is gone and must be logged in again.
@@ -76,6 +86,16 @@ PARAMS = {
 STATION_OBJECT_PARAMS = {"warning_id", "offer_id", "attempt_id", "user_id", "station_id"}
 
 CHANGE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+# Live streams (SSE) end after these many seconds here, so every answer can be read whole.
+# Add the setting of any new stream endpoint.
+SHORT_STREAMS = {
+    "STREAM_SECONDS": 0.3,
+    "STREAM_POLL_S": 0.1,
+    "STREAM_KEEPALIVE_S": 0.1,
+    "BOARD_STREAM_SECONDS": 0.3,
+    "BOARD_STREAM_POLL_S": 0.1,
+}
 
 
 def parse(spec: str) -> dict[str, str]:
@@ -198,8 +218,9 @@ class Caller:
                 kwargs["json"] = {}
             else:
                 kwargs["data"] = {}
-        resp = client.open(url, method=method, headers=headers, **kwargs)
-        resp.close()  # a streaming answer (SSE) is never read to the end
+        # buffered: the whole answer (a short SSE stream too) is read inside the request's own
+        # context, as a browser would, before the test looks at it.
+        resp = client.open(url, method=method, headers=headers, buffered=True, **kwargs)
         if endpoint in ENDS_SESSION:
             self.forget(role)
         return resp
@@ -210,6 +231,7 @@ def caller(app, world):
     from tests.conftest import AuthActions, IsolatedClient
 
     app.test_client_class = IsolatedClient
+    app.config.update(SHORT_STREAMS)
     return Caller(app, AuthActions, world)
 
 

@@ -1,12 +1,11 @@
 """Faults around the background worker: the push service down, the worker killed mid-batch.
 
 Written against the CONTRACT before the worker landed. The worker API assumed here is
-`fieldapp.worker.run_once(app_or_none, now=None) -> int` (processes what is due, returns the
-count) and `flask --app app worker` for a separate process; ADAPT `_run_once` below at merge if
-the real API differs. Until fieldapp.worker exists these tests skip (the harness self-check runs).
+`fieldapp.worker.run_once(...)` through tests/worker_compat.py (adapt it there if the API
+changes) and `flask --app app worker` for a separate process. Until fieldapp.worker exists
+these tests skip (the harness self-check runs).
 """
 
-import inspect
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from fieldapp import clock, vapid
 from fieldapp.extensions import db
 from fieldapp.models import OutboxMessage, PushSubscription
 from tests.fake_pushservice import PushService
+from tests.worker_compat import run_worker_once
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,14 +35,7 @@ def worker():
 
 
 def _run_once(worker, app, now=None) -> int:
-    """Call the worker once; accepts run_once(app, now=) or run_once(worker_name, now=) and an
-    int or a {status: count} answer. ADAPT at merge if the worker's API differs again."""
-    params = list(inspect.signature(worker.run_once).parameters)
-    if params and params[0] in ("app", "app_or_none"):
-        result = worker.run_once(app, now=now)
-    else:
-        result = worker.run_once(now=now)
-    return sum(result.values()) if isinstance(result, dict) else int(result)
+    return run_worker_once(worker, app, now=now)
 
 
 @pytest.fixture
