@@ -68,6 +68,13 @@ MATRIX: dict[str, dict[str, str]] = {
     "api.push_receipt": {"change": PUBLIC},
     "api.test_alert": {"change": LOGGED_IN},
     "api.stream": {"read": LOGGED_IN},
+    # --- the board/figures branch (#5) ---
+    "board.stream": {"read": CHIEF},
+    "board.warning_detail": {"read": CHIEF_A_OBJECT},
+    "board.reassign_warning": {"change": CHIEF_A_OBJECT},
+    "board.amend_outcome": {"change": CHIEF_A_OBJECT},
+    "board.figures_page": {"read": CHIEF},
+    "board.figures_csv": {"read": CHIEF},
 }
 
 # Endpoints after which the client's session is gone and must be logged in again.
