@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import random
+import time
 import uuid
 
 from locust import HttpUser, between, constant, constant_throughput, task
@@ -16,6 +17,8 @@ from locust import HttpUser, between, constant, constant_throughput, task
 with open(os.environ["LOAD_FIXTURE"]) as _fh:
     FIXTURE = json.load(_fh)
 POSITION = os.environ.get("LOAD_POSITION", "1") == "1"
+BOARD_STREAM = os.environ.get("LOAD_BOARD_STREAM", "")  # path of the board's SSE feed, if any
+STREAM_HOLD_S = 20
 _officers = itertools.cycle(zip(FIXTURE["officers"], FIXTURE["officer_sessions"], strict=True))
 _chiefs = itertools.cycle(FIXTURE["chief_sessions"])
 
@@ -64,6 +67,36 @@ class ChiefBoard(HttpUser):
     @task
     def board(self):
         self.client.get("/board/", name="GET /board/")
+
+
+class ChiefLiveFeed(HttpUser):
+    """The same chiefs' boards holding their live (SSE) feed open, reconnecting when it ends.
+
+    The reported time is the time to the answer's headers; the feed is then read for up to
+    STREAM_HOLD_S seconds, as a browser tab would, holding one server thread meanwhile.
+    """
+
+    abstract = not BOARD_STREAM  # no feed on this branch: this user class is not used
+    fixed_count = FIXTURE["counts"]["chiefs"]
+    wait_time = constant(0.5)
+
+    def on_start(self):
+        _resume(self, next(_chiefs))
+
+    @task
+    def follow(self):
+        name = f"GET {BOARD_STREAM} (SSE)"
+        with self.client.get(
+            BOARD_STREAM, stream=True, name=name, timeout=STREAM_HOLD_S + 60, catch_response=True
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"status {resp.status_code}")
+                return
+            deadline = time.monotonic() + STREAM_HOLD_S
+            for _line in resp.iter_lines():
+                if time.monotonic() > deadline:
+                    break
+            resp.success()
 
 
 class Centre(HttpUser):

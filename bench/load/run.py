@@ -249,8 +249,20 @@ def log_in_everyone(base: str, fixture: dict, threads: int = 4) -> list[float]:
     return sorted(r[1] for r in results)
 
 
+def probe_board_stream(base: str, fixture: dict) -> str:
+    """The board's SSE path when it exists (it arrives with the board branch), else ""."""
+    s = requests.Session()
+    s.cookies.update(fixture["chief_sessions"][0]["cookies"])
+    try:
+        with s.get(f"{base}/board/stream", stream=True, timeout=10) as resp:
+            is_sse = resp.headers.get("Content-Type", "").startswith("text/event-stream")
+            return "/board/stream" if resp.status_code == 200 and is_sse else ""
+    except requests.RequestException:
+        return ""
+
+
 def run_locust(base: str, duration: int, counts: dict, env: dict, prefix: Path, log: Path):
-    users = sum(counts.values())
+    users = sum(counts.values()) + (counts["chiefs"] if env.get("LOAD_BOARD_STREAM") else 0)
     cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless"]
     cmd += ["-u", str(users), "-r", "50", "-t", f"{duration}s", "--host", base]
     cmd += ["--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
@@ -378,6 +390,9 @@ def main() -> None:
             f"p50 {logins[len(logins) // 2] * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (argon2id)"
         )
         fixture_file.write_text(json.dumps(fixture))
+        board_stream = probe_board_stream(base, fixture)
+        if not board_stream:
+            notes.append("no SSE feed at /board/stream (arrives with the board branch)")
         position = status < 400
         if not position:
             notes.append(
@@ -388,6 +403,7 @@ def main() -> None:
             **env,
             "LOAD_FIXTURE": str(fixture_file),
             "LOAD_POSITION": "1" if position else "0",
+            "LOAD_BOARD_STREAM": board_stream,
         }
         print(f"phase 1: Fieldapp, {args.duration} s ...", flush=True)
         app_stats = run_locust(
@@ -403,7 +419,7 @@ def main() -> None:
             procs.append(bare)
             wait_up(f"http://{HOST}:{bare_port}/login")
             print(f"phase 2: bare Flask floor, {args.duration} s ...", flush=True)
-            bare_env = {**loc_env, "LOAD_POSITION": "1" if position else "0"}
+            bare_env = {**loc_env, "LOAD_BOARD_STREAM": ""}
             bare_stats = run_locust(
                 f"http://{HOST}:{bare_port}",
                 args.duration,
