@@ -4,9 +4,12 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from fieldapp import config
 from fieldapp.extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -24,6 +27,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # Before any route is added: every <int:...> in the app, whoever adds it, is bounded.
+    app.url_map.converters["int"] = BoundedIntConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(config.load(app.instance_path))
     if test_config:
@@ -31,6 +36,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     engine = config.database_settings(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_DATABASE_URI"] = engine["SQLALCHEMY_DATABASE_URI"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine["SQLALCHEMY_ENGINE_OPTIONS"])
+    if app.config.get("PROXY_FIX"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     register_extensions(app)
     register_blueprints(app)
@@ -39,6 +46,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_commands(app)
     configure_logging(app)
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:x>` that never matches past a 32-bit id: a huge guessed id is a 404, not a 500.
+
+    Primary keys are INTEGER columns: PostgreSQL refuses to compare them with 2**31 or more
+    (integer out of range) and SQLite cannot bind past 2**63 - 1 (OverflowError).
+    """
+
+    def __init__(self, map, *args, max=2**31 - 1, **kwargs):  # noqa: A002 - werkzeug's name
+        super().__init__(map, *args, max=max, **kwargs)
 
 
 def register_extensions(app: Flask) -> None:
@@ -97,7 +115,7 @@ def register_errorhandlers(app: Flask) -> None:
         message = message or messages[code]()
         if _wants_json():
             return jsonify({"error": message}), code
-        return render_template("errors/error.html", code=code, message=message), code
+        return make_response(render_template("errors/error.html", code=code, message=message)), code
 
     for code in messages:
         if code == 500:
@@ -107,6 +125,24 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_error(400, _("Your session form expired. Reload the page and try again."))
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InternalError)
+    def database_unavailable(error):
+        # Disk full, read-only file or database, server gone: nothing of this request was
+        # committed, so say so and ask to retry rather than show a bare 500.
+        db.session.rollback()
+        # The class name only: the message may quote SQL parameters (personal data).
+        app.logger.error("database unavailable: %s", type(error.orig or error).__name__)
+        response = render_error(
+            503,
+            _(
+                "The database cannot store anything right now (it may be full, read-only or "
+                "unreachable). Nothing was saved; please try again in a few minutes."
+            ),
+        )
+        response[0].headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(500)
     def server_error(error):

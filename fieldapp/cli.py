@@ -125,6 +125,37 @@ def create_token(name, station_code, webhook_url):
         click.echo(f"webhook signing secret: {row.webhook_secret}", err=True)
 
 
+@click.command("revoke-token")
+@click.option("--name", default=None, help="Revoke every live token with this name.")
+@click.option("--id", "token_id", default=None, type=int, help="Revoke the token with this id.")
+@with_appcontext
+def revoke_token(name, token_id):
+    """Revoke intake API tokens by name or id; they answer 401 from then on."""
+    if (name is None) == (token_id is None):
+        raise click.UsageError("give exactly one of --name or --id")
+    rows = tokens.revoke(name=name, token_id=token_id)
+    if not rows:
+        raise click.ClickException("no live token matches")
+    db.session.commit()
+    for row in rows:
+        click.echo(f"token {row.id} ({row.name}) revoked")
+
+
+@click.command("retention")
+@click.option("--days", required=True, type=click.IntRange(1, 36500), help="Keep this many days.")
+@with_appcontext
+def retention_command(days):
+    """Remove personal data of warnings resolved more than DAYS days ago; figures stay."""
+    from fieldapp import retention
+
+    counts = retention.anonymise_resolved(days)
+    db.session.commit()
+    click.echo(
+        f"anonymised {counts['warnings']} warnings, {counts['attempts']} attempt notes, "
+        f"{counts['confirmations']} confirmation notes, {counts['outcomes']} outcome notes"
+    )
+
+
 @click.command("vapid-keys")
 @with_appcontext
 def vapid_keys():
@@ -184,5 +215,14 @@ def start_background_worker(app: Flask) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (create_station, create_user, create_token, vapid_keys, demo, serve):
+    for command in (
+        create_station,
+        create_user,
+        create_token,
+        revoke_token,
+        retention_command,
+        vapid_keys,
+        demo,
+        serve,
+    ):
         app.cli.add_command(command)

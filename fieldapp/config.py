@@ -37,6 +37,8 @@ def database_settings(url: str) -> dict:
     else:
         # pre_ping: a database restart costs one reconnect, not a 500 for the next request.
         options = {"pool_pre_ping": True, "pool_recycle": 1800}
+    # hide_parameters: SQL errors and logs never quote bound values (names, phones).
+    options["hide_parameters"] = True
     return {"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": options}
 
 
@@ -66,6 +68,9 @@ def load(instance_path: str) -> dict:
         "INTAKE_MAX_BYTES": 64 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # Behind a reverse proxy: trust one hop's X-Forwarded-For/-Proto/-Host, so HTTPS is seen
+        # (HSTS, secure redirects) and rate limits key on the client, not on the proxy.
+        "PROXY_FIX": _bool(os.environ.get("FIELDAPP_PROXY_FIX"), False),
         "SESSION_COOKIE_SECURE": _bool(os.environ.get("FIELDAPP_SECURE_COOKIES"), False),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",

@@ -6,6 +6,7 @@ import secrets
 
 import sqlalchemy as sa
 
+from fieldapp import clock, events
 from fieldapp.extensions import db
 from fieldapp.models import IntakeToken, Station
 
@@ -41,3 +42,23 @@ def find_token(plaintext: str) -> IntakeToken | None:
         return None
     # The lookup is by hash already; compare again in constant time for good measure.
     return row if hmac.compare_digest(row.token_hash, digest) else None
+
+
+def revoke(*, name: str | None = None, token_id: int | None = None) -> list[IntakeToken]:
+    """Revoke the live tokens called `name` (or the one with `token_id`); returns them.
+
+    A revoked token answers 401 from the next request on; the row stays for the audit trail.
+    """
+    query = sa.select(IntakeToken).where(IntakeToken.revoked_at.is_(None))
+    if token_id is not None:
+        query = query.where(IntakeToken.id == token_id)
+    elif name is not None:
+        query = query.where(IntakeToken.name == name)
+    else:
+        raise ValueError("name or token_id is required")
+    rows = list(db.session.scalars(query))
+    now = clock.now()
+    for row in rows:
+        row.revoked_at = now
+        events.record("token_revoked", station_id=row.station_id, token_id=row.id)
+    return rows

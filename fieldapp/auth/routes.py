@@ -8,7 +8,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from fieldapp import events
 from fieldapp.auth import bp
 from fieldapp.auth.forms import LoginForm
-from fieldapp.auth.sessions import LoginError, authenticate
+from fieldapp.auth.sessions import LoginError, authenticate, end_all_sessions
 from fieldapp.extensions import db, limiter
 
 
@@ -50,14 +50,28 @@ def login():
     return render_template("auth/login.html", form=form, error=error), status
 
 
-@bp.post("/logout")
-@login_required
-def logout():
-    events.record("logout", actor=current_user)
-    db.session.commit()
+def _logged_out_response():
     logout_user()
     session.clear()
     response = redirect(url_for("auth.login"))
     # Shared phones: wipe cached pages and stored data of the user who just left.
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    events.record("logout", actor=current_user)
+    db.session.commit()
+    return _logged_out_response()
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """End this user's sessions on every device, e.g. after a phone was lost."""
+    end_all_sessions(current_user)
+    events.record("logout_everywhere", actor=current_user)
+    db.session.commit()
+    return _logged_out_response()

@@ -87,3 +87,17 @@ def authenticate(username: str, password: str) -> User:
     events.record("login", actor=user)
     db.session.commit()
     return user
+
+
+def end_all_sessions(user: User) -> None:
+    """Invalidate every session of `user`: their cookies carry the old session_version.
+
+    An UPDATE with an expression, so two devices doing it at once both count.
+    """
+    db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(user)

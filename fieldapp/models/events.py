@@ -30,6 +30,17 @@ class Event(Base):
     actor: Mapped[User | None] = relationship()
 
 
+class AppendOnlyError(RuntimeError):
+    """Raised when code tries to change or delete an event."""
+
+
+@sa.event.listens_for(Event, "before_update")
+@sa.event.listens_for(Event, "before_delete")
+def _append_only(_mapper, _connection, target: Event) -> None:
+    # The ORM-level twin of the PostgreSQL trigger, so SQLite refuses it too.
+    raise AppendOnlyError(f"events are append-only (event {target.id})")
+
+
 class ClientMutation(Base):
     """Every change a device makes, keyed by the id the device made when the entry was created."""
 

@@ -1,0 +1,440 @@
+"""Load test: Fieldapp under gunicorn + PostgreSQL on 127.0.0.1, then a bare Flask floor.
+
+    python bench/load/run.py                  # 5 minutes per phase (the issue's figure)
+    python bench/load/run.py --duration 60s   # a quick run
+
+What it does, all on this machine and bounded in time:
+1. creates a fresh PostgreSQL database, applies the migrations, loads a fixture (5 stations,
+   200 on-duty officers with fresh positions and passwords, 5 chiefs, an intake token);
+2. starts gunicorn (gthread workers, so an SSE stream does not pin a whole worker) with
+   `fieldapp:create_app()`, and `flask worker` when the worker exists;
+3. runs locust headless: 200 officers' devices posting positions every 30 s, 5 chiefs' boards
+   polling GET /board/ every ~5 s, and the centre sending 10 warnings a second;
+4. runs the same user mix against bench/load/bare.py under the same gunicorn settings;
+5. prints per-route request counts, failures and p50/p95 for both, the p95 ratio, and whether
+   the app run had zero errors; then stops everything and drops the database.
+
+POST /api/v1/me/position arrives with the push/worker branch: when it answers 404 here the run
+says so and the devices poll GET /field/ instead.
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+HOST = "127.0.0.1"  # never anything else: load goes to this machine only
+PASSWORD = "load-test-pass-1"
+STATIONS = [
+    ("LD1", "城关派出所", 27.8170, 114.9230),
+    ("LD2", "东岭派出所", 27.8600, 114.9900),
+    ("LD3", "西江派出所", 27.7800, 114.8600),
+    ("LD4", "南山派出所", 27.7400, 114.9400),
+    ("LD5", "北塘派出所", 27.9000, 114.9000),
+]
+
+
+def seconds(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smh]?)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError("use e.g. 60s, 5m or 300")
+    value, unit = int(match.group(1)), match.group(2) or "s"
+    total = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if not 10 <= total <= 3600:
+        raise argparse.ArgumentTypeError("between 10 s and 1 h")
+    return total
+
+
+def make_database(admin_url: str) -> str:
+    name = f"fieldapp_load_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = sa.engine.make_url(url).database
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    engine.dispose()
+
+
+def load_fixture(env: dict, officers: int, chiefs: int) -> dict:
+    """Migrate and fill the database in this process, with the worktree's code."""
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    from flask_migrate import upgrade
+
+    from fieldapp import clock, create_app, tokens
+    from fieldapp.auth.passwords import hash_password
+    from fieldapp.extensions import db
+    from fieldapp.models import Station, User
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        password_hash = hash_password(PASSWORD)
+        now = clock.now()
+        stations = []
+        for code, name, lat, lon in STATIONS:
+            station = Station(code=code, name=name, lat=lat, lon=lon, ack_timeout_s=90)
+            db.session.add(station)
+            stations.append(station)
+        db.session.flush()
+        officer_rows = []
+        for n in range(officers):
+            station = stations[n % len(stations)]
+            lat = station.lat + (n % 7 - 3) * 0.004
+            lon = station.lon + (n % 5 - 2) * 0.004
+            user = User(
+                username=f"load_officer_{n:03d}",
+                password_hash=password_hash,
+                display_name=f"民警{n:03d}",
+                role="officer",
+                station_id=station.id,
+                duty_status="on_duty",
+                duty_changed_at=now,
+                lat=lat,
+                lon=lon,
+                accuracy_m=15,
+                position_at=now + timedelta(hours=1),  # stays fresh for the whole run
+            )
+            db.session.add(user)
+            officer_rows.append((user.username, lat, lon))
+        chief_names = []
+        for n in range(chiefs):
+            station = stations[n % len(stations)]
+            name = f"load_chief_{n}"
+            db.session.add(
+                User(
+                    username=name,
+                    password_hash=password_hash,
+                    display_name=f"所长{n}",
+                    role="chief",
+                    station_id=station.id,
+                )
+            )
+            chief_names.append(name)
+        _row, token = tokens.create_token("load test")
+        db.session.commit()
+        db.engine.dispose()
+    return {
+        "password": PASSWORD,
+        "token": token,
+        "officers": officer_rows,
+        "chiefs": chief_names,
+        "stations": [{"code": c, "lat": lat, "lon": lon} for c, _n, lat, lon in STATIONS],
+    }
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)  # the group of a process we started ourselves
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def wait_up(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not come up in {timeout_s} s")
+
+
+def gunicorn(app_spec: str, port: int, args, env: dict, log: Path, pythonpath: str | None):
+    cmd = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(args.workers)]
+    cmd += ["--threads", str(args.threads), "-b", f"{HOST}:{port}", "--timeout", "60"]
+    if pythonpath:
+        cmd += ["--pythonpath", pythonpath]
+    return start([*cmd, app_spec], env, log)
+
+
+def probe_position(base: str, fixture: dict) -> int:
+    """Status of POST /api/v1/me/position for a logged-in officer (404 before the merge)."""
+    s = requests.Session()
+    page = s.get(f"{base}/login", timeout=10).text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    username = fixture["officers"][0][0]
+    s.post(
+        f"{base}/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": csrf},
+        timeout=30,
+        allow_redirects=False,
+    )
+    home = s.get(f"{base}/field/", timeout=10).text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', home).group(1)
+    resp = s.post(
+        f"{base}/api/v1/me/position",
+        json={"lat": 27.8, "lon": 114.9, "accuracy_m": 10},
+        headers={"X-CSRFToken": csrf},
+        timeout=10,
+    )
+    return resp.status_code
+
+
+def log_in_everyone(base: str, fixture: dict, threads: int = 4) -> list[float]:
+    """Log every officer and chief in before the load starts, as their devices already are
+    (sessions last 12 h); returns the login times. The argon2 check is deliberately slow, and
+    205 of them at once would otherwise swamp the first minute of a two-core machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(username: str, landing: str):
+        s = requests.Session()
+        page = s.get(f"{base}/login", timeout=30).text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+        started = time.perf_counter()
+        resp = s.post(
+            f"{base}/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": csrf},
+            timeout=60,
+            allow_redirects=False,
+        )
+        took = time.perf_counter() - started
+        if resp.status_code != 302:
+            raise SystemExit(f"login of {username} failed: {resp.status_code}")
+        home = s.get(f"{base}{landing}", timeout=30).text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', home).group(1)
+        return {"cookies": s.cookies.get_dict(), "csrf": csrf}, took
+
+    jobs = [(u[0], "/field/") for u in fixture["officers"]]
+    jobs += [(c, "/board/") for c in fixture["chiefs"]]
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(lambda job: one(*job), jobs))
+    n = len(fixture["officers"])
+    fixture["officer_sessions"] = [r[0] for r in results[:n]]
+    fixture["chief_sessions"] = [r[0] for r in results[n:]]
+    return sorted(r[1] for r in results)
+
+
+def probe_board_stream(base: str, fixture: dict) -> str:
+    """The board's SSE path when it exists (it arrives with the board branch), else ""."""
+    s = requests.Session()
+    s.cookies.update(fixture["chief_sessions"][0]["cookies"])
+    try:
+        with s.get(f"{base}/board/stream", stream=True, timeout=10) as resp:
+            is_sse = resp.headers.get("Content-Type", "").startswith("text/event-stream")
+            return "/board/stream" if resp.status_code == 200 and is_sse else ""
+    except requests.RequestException:
+        return ""
+
+
+def run_locust(base: str, duration: int, counts: dict, env: dict, prefix: Path, log: Path):
+    users = sum(counts.values()) + (counts["chiefs"] if env.get("LOAD_BOARD_STREAM") else 0)
+    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless"]
+    cmd += ["-u", str(users), "-r", "50", "-t", f"{duration}s", "--host", base]
+    cmd += ["--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
+    proc = start(cmd, env, log)
+    try:
+        proc.wait(timeout=duration + 180)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        raise SystemExit("locust did not finish in time") from None
+    return read_stats(Path(f"{prefix}_stats.csv"))
+
+
+def read_stats(path: Path) -> dict[str, dict]:
+    out = {}
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            key = "ALL" if row["Name"] == "Aggregated" else row["Name"]
+            out[key] = {
+                "count": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+                "p50": float(row["50%"] or 0),
+                "p95": float(row["95%"] or 0),
+                "rps": float(row["Requests/s"] or 0),
+            }
+    return out
+
+
+def failures_detail(prefix: Path) -> list[str]:
+    path = Path(f"{prefix}_failures.csv")
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        return [
+            f"{r['Method']} {r['Name']}: {r['Error'][:160]} x{r['Occurrences']}"
+            for r in csv.DictReader(fh)
+        ]
+
+
+def report(app_stats: dict, bare_stats: dict, app_failures: list[str], notes: list[str]) -> None:
+    print("\n== Fieldapp load test (gunicorn + PostgreSQL on 127.0.0.1) vs bare Flask floor")
+    head = (
+        f"{'route':32} {'n':>7} {'fail':>5} {'p50 ms':>7} {'p95 ms':>7} | "
+        f"{'bare n':>7} {'p95 ms':>7} {'p95 ratio':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for name in sorted(app_stats, key=lambda k: (k == "ALL", k)):
+        a = app_stats[name]
+        b = bare_stats.get(name, {"count": 0, "p95": 0})
+        ratio = f"{a['p95'] / b['p95']:.1f}x" if b["p95"] else "-"
+        print(
+            f"{name:32} {a['count']:7d} {a['failures']:5d} {a['p50']:7.0f} {a['p95']:7.0f} | "
+            f"{b['count']:7d} {b['p95']:7.0f} {ratio:>9}"
+        )
+    total_fail = app_stats.get("ALL", {}).get("failures", 0)
+    print(f"\nzero errors: {'YES' if total_fail == 0 else f'NO ({total_fail} failed requests)'}")
+    for line in app_failures[:10]:
+        print("  failure:", line)
+    for note in notes:
+        print("note:", note)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=seconds, default=300, help="per phase, e.g. 60s, 5m")
+    parser.add_argument("--officers", type=int, default=200)
+    parser.add_argument("--chiefs", type=int, default=5)
+    parser.add_argument("--warnings-per-s", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process")
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get(
+            "FIELDAPP_LOAD_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--skip-bare", action="store_true")
+    args = parser.parse_args()
+    admin_url = (
+        sa.engine.make_url(args.admin_url)
+        .set(drivername="postgresql+psycopg")
+        .render_as_string(hide_password=False)
+    )
+    if sa.engine.make_url(admin_url).host not in ("127.0.0.1", "localhost", None):
+        raise SystemExit("the load test only runs against a database on this machine")
+    tmp = Path(tempfile.mkdtemp(prefix="fieldapp-load-"))
+    db_url = make_database(admin_url)
+    procs: list[subprocess.Popen] = []
+    notes: list[str] = []
+    try:
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "SECRET_KEY": secrets.token_hex(32),
+            "FIELDAPP_INSTANCE_PATH": str(tmp / "instance"),
+            "FIELDAPP_WORKER_IN_PROCESS": "0",
+            # One token and one address send everything here; real limits would throttle it.
+            "FIELDAPP_INTAKE_RATE_LIMIT": "1000000/minute",
+            "FIELDAPP_LOGIN_RATE_LIMIT": "1000000/minute",
+        }
+        print(f"fixture: {args.officers} officers, {args.chiefs} chiefs, {len(STATIONS)} stations")
+        fixture = load_fixture(env, args.officers, args.chiefs)
+        counts = {
+            "officers": args.officers,
+            "chiefs": args.chiefs,
+            "centre_users": args.warnings_per_s,
+        }
+        fixture["counts"] = counts
+        fixture_file = tmp / "fixture.json"
+        fixture_file.write_text(json.dumps(fixture))
+        base = f"http://{HOST}:{args.port}"
+        procs.append(gunicorn("fieldapp:create_app()", args.port, args, env, tmp / "app.log", None))
+        if (ROOT / "fieldapp" / "worker.py").exists():
+            cmd = [sys.executable, "-m", "flask", "--app", "app", "worker"]
+            procs.append(start(cmd, env, tmp / "worker.log"))
+        else:
+            notes.append("no fieldapp/worker.py on this branch: outbox rows were not processed")
+        wait_up(f"{base}/healthz")
+        status = probe_position(base, fixture)
+        logins = log_in_everyone(base, fixture)
+        p95 = logins[int(len(logins) * 0.95) - 1]
+        notes.append(
+            f"{len(logins)} logins before the load (4 at a time): "
+            f"p50 {logins[len(logins) // 2] * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (argon2id)"
+        )
+        fixture_file.write_text(json.dumps(fixture))
+        board_stream = probe_board_stream(base, fixture)
+        if not board_stream:
+            notes.append("no SSE feed at /board/stream (arrives with the board branch)")
+        position = status < 400
+        if not position:
+            notes.append(
+                f"POST /api/v1/me/position answered {status} (arrives with the push branch): "
+                "the devices polled GET /field/ every 30 s instead"
+            )
+        loc_env = {
+            **env,
+            "LOAD_FIXTURE": str(fixture_file),
+            "LOAD_POSITION": "1" if position else "0",
+            "LOAD_BOARD_STREAM": board_stream,
+        }
+        print(f"phase 1: Fieldapp, {args.duration} s ...", flush=True)
+        app_stats = run_locust(
+            base, args.duration, counts, loc_env, tmp / "app", tmp / "locust-app.log"
+        )
+        app_failures = failures_detail(tmp / "app")
+        for proc in procs:
+            stop(proc)
+        bare_stats: dict = {}
+        if not args.skip_bare:
+            bare_port = args.port + 1
+            bare = gunicorn("bare:app", bare_port, args, env, tmp / "bare.log", str(HERE))
+            procs.append(bare)
+            wait_up(f"http://{HOST}:{bare_port}/login")
+            print(f"phase 2: bare Flask floor, {args.duration} s ...", flush=True)
+            bare_env = {**loc_env, "LOAD_BOARD_STREAM": ""}
+            bare_stats = run_locust(
+                f"http://{HOST}:{bare_port}",
+                args.duration,
+                counts,
+                bare_env,
+                tmp / "bare",
+                tmp / "locust-bare.log",
+            )
+        report(app_stats, bare_stats, app_failures, notes)
+    finally:
+        for proc in procs:
+            stop(proc)
+        drop_database(admin_url, db_url)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
