@@ -33,6 +33,7 @@ LOGGED_IN = "L o o o o o o"
 BEARER_ONLY = "L L L L L L L"  # session users carry no bearer token
 FIELD = "L o o o F F o"  # officers and auxiliaries of any station, their own data
 CHIEF = "L F F F o o o"
+ADMIN_ONLY = "L F F F F F o"
 # A station-A object (warning, offer, attempt, user) behind a role check:
 FIELD_A_OBJECT = "L o N o F F o"
 CHIEF_A_OBJECT = "L F F F o N o"
@@ -51,8 +52,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "core.readyz": {"read": PUBLIC},
     "core.index": {"read": PUBLIC},  # sends visitors to /login, users to their home
     "core.manifest": {"read": PUBLIC},
-    # static/sw.js arrives with the field app; tighten to PUBLIC once it exists.
-    "core.service_worker": {"read": "? ? ? ? ? ? ?"},
+    "core.service_worker": {"read": PUBLIC},
     "core.set_language": {"change": PUBLIC},
     "field.index": {"read": FIELD},
     "intake.import_batch": {"read": CHIEF, "change": CHIEF},
@@ -75,6 +75,14 @@ MATRIX: dict[str, dict[str, str]] = {
     "board.amend_outcome": {"change": CHIEF_A_OBJECT},
     "board.figures_page": {"read": CHIEF},
     "board.figures_csv": {"read": CHIEF},
+    # --- the field app branch (#4) ---
+    "api.sync_entries": {"change": FIELD},  # each entry is then checked on its own
+    "field.warning": {"read": ANY_A_OBJECT},
+    "field.submit_entry": {"change": FIELD_A_OBJECT},
+    "field.confirmations": {"read": FIELD},
+    "field.settings": {"read": LOGGED_IN},
+    "field.csrf_token": {"read": LOGGED_IN},
+    "field.talking_points": {"read": ADMIN_ONLY, "change": ADMIN_ONLY},
 }
 
 # Endpoints after which the client's session is gone and must be logged in again.

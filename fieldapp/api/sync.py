@@ -59,6 +59,7 @@ def _document() -> None:
             "requestBody": {"required": True, **openapi.json_body(sync.SyncIn)},
             "responses": {
                 "200": openapi.json_body(sync.SyncOut, "one result per entry, in order"),
+                "400": {"description": "missing or expired CSRF token"},
                 "401": {"description": "not logged in"},
                 "403": {"description": "not an officer or auxiliary"},
                 "422": openapi.json_body(ErrorBody, "the body is not {entries: [...]}"),

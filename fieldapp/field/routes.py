@@ -86,7 +86,7 @@ def warning(warning_id: int):
 
 
 @bp.post("/w/<int:warning_id>/entry")
-@login_required
+@roles_required("officer", "auxiliary")
 def submit_entry(warning_id: int):
     """The no-JavaScript path: one form, one sync entry, applied and committed by fieldapp.sync."""
     if fieldwork.visible_warning(warning_id, current_user) is None:
