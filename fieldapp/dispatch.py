@@ -102,7 +102,12 @@ def nearest_candidates(
                 User.lat.between(lat - dlat, lat + dlat), User.lon.between(lon - dlon, lon + dlon)
             )
         rows = list(db.session.scalars(query.order_by(approx, User.id).limit(limit)))
-        if rows:
+        # A box's corners lie farther than its radius: someone just outside an edge may be
+        # nearer than a corner hit, so a box answer counts only when it lies inside the circle
+        # (plus the tie margin, so tied officers are not cut off).
+        if rows and (
+            radius is None or geo.distance_m(lat, lon, rows[0].lat, rows[0].lon) + TIE_M <= radius
+        ):
             break
     if not rows:
         return []
@@ -218,7 +223,11 @@ def _pending_offer_for(warning: Warning, user: User) -> Offer | None:
 
 
 def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
-    """`user` takes `warning` through their pending offer; exactly one accept can win."""
+    """`user` takes `warning` through their pending offer; exactly one accept can win.
+
+    On DispatchError the caller rolls the transaction back (the API views do): the
+    compare-and-set on the warning may already have run when the offer's own one fails.
+    """
     now = now or clock.now()
     offer = _pending_offer_for(warning, user)
     if offer is None:
@@ -308,10 +317,24 @@ def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None 
     now = now or clock.now()
     if not warning.is_open:
         raise DispatchError("closed")
-    if to_user.station_id != warning.station_id or to_user.role not in ("officer", "auxiliary"):
+    if (
+        to_user.station_id != warning.station_id
+        or to_user.role not in ("officer", "auxiliary")
+        or not to_user.active
+    ):
         raise DispatchError("not_eligible")
     if warning.owner_id == to_user.id:
         raise DispatchError("already_theirs")
+    # Officers whose offer is withdrawn are told too, so their phone stops asking.
+    withdrawn = set(
+        db.session.scalars(
+            sa.select(Offer.officer_id).where(
+                Offer.warning_id == warning.id,
+                Offer.status == "pending",
+                Offer.officer_id != to_user.id,
+            )
+        )
+    )
     db.session.execute(
         sa.update(Offer)
         .where(Offer.warning_id == warning.id, Offer.status == "pending")
@@ -320,7 +343,9 @@ def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None 
     )
     previous = warning.owner_id
     if previous is not None:
-        _notify(previous, "reassigned", warning)
+        withdrawn.add(previous)
+    for user_id in sorted(withdrawn - {to_user.id}):
+        _notify(user_id, "reassigned", warning)
     warning.owner_id = None
     events.record(
         "reassigned", warning=warning, actor=chief, from_user_id=previous, to_user_id=to_user.id

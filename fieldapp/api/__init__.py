@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from fieldapp.api import intake, openapi  # noqa: E402,F401
+from fieldapp.api import device, intake, openapi  # noqa: E402,F401
