@@ -222,6 +222,17 @@ def _pending_offer_for(warning: Warning, user: User) -> Offer | None:
     )
 
 
+def _had_offer(warning: Warning, user: User) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count()).where(
+                Offer.warning_id == warning.id, Offer.officer_id == user.id
+            )
+        )
+        or 0
+    ) > 0
+
+
 def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
     """`user` takes `warning` through their pending offer; exactly one accept can win.
 
@@ -233,6 +244,9 @@ def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
     if offer is None:
         if warning.owner_id == user.id:
             raise DispatchError("already_yours")
+        # Their offer was withdrawn because a colleague accepted first: say so plainly.
+        if warning.owner_id is not None and _had_offer(warning, user):
+            raise DispatchError("taken")
         raise DispatchError("no_offer")
     # An offer past its time but not yet expired by the worker may still be accepted: a late
     # yes beats nobody, and the compare-and-set below decides if the warning has moved on.
