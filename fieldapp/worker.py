@@ -54,7 +54,9 @@ from fieldapp.outbox import RetryLater
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 120
+# Short: a killed worker delays its rows by this much, and offers time out in about 90 s.
+# The lease is extended before each batch of sends by the time those sends may take.
+LEASE_S = 30
 MAX_ATTEMPTS = 10
 BATCH = 20
 POLL_S = 0.5
@@ -120,13 +122,13 @@ def _owned(message: OutboxMessage):
     )
 
 
-def checkpoint(message: OutboxMessage, now: datetime, **changes) -> dict:
+def checkpoint(message: OutboxMessage, now: datetime, extra_lease_s: float = 0, **changes) -> dict:
     """Commit payload progress now (before a send), extending the lease; LeaseLost if gone."""
     payload = {**message.payload, **changes}
     won = db.session.execute(
         sa.update(OutboxMessage)
         .where(_owned(message))
-        .values(payload=payload, locked_until=now + timedelta(seconds=LEASE_S))
+        .values(payload=payload, locked_until=now + timedelta(seconds=LEASE_S + extra_lease_s))
         .execution_options(synchronize_session=False)
     ).rowcount
     if won != 1:
@@ -310,7 +312,11 @@ def handle_push(message: OutboxMessage, now: datetime) -> dict | None:
 
     # The intent, committed before any byte leaves: see crash window 2.
     progress = checkpoint(
-        message, now, inflight=[t[0] for t in targets], uncertain=sorted(uncertain)
+        message,
+        now,
+        extra_lease_s=len(targets) * push.SEND_TIMEOUT_S,
+        inflight=[t[0] for t in targets],
+        uncertain=sorted(uncertain),
     )
     sent = list(progress.get("sent", []))
     gone = list(progress.get("gone", []))

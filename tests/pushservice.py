@@ -183,7 +183,12 @@ class PushService:
                     service.errors.append(f"decrypt: {exc}")
                     return self._reply(400)
                 with service.lock:
-                    device.received.append({"payload": payload, "headers": dict(self.headers)})
+                    device.received.append(
+                        {
+                            "payload": payload,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                        }
+                    )
                 self.send_response(201)
                 self.send_header("Location", f"{service.origin}/m/{len(device.received)}")
                 self.send_header("Content-Length", "0")
