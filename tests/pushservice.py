@@ -197,8 +197,8 @@ class PushService:
         return Handler
 
 
-@pytest.fixture
-def push_service(app):
+@pytest.fixture(name="push_service")
+def push_service_fixture(app):
     service = PushService()
     app.config["PUSH_ALLOW_INSECURE_ENDPOINTS"] = True
     yield service

@@ -19,7 +19,7 @@ from fieldapp.models import (
     Warning,
     WorkerHeartbeat,
 )
-from tests.pushservice import push_service, subscribe  # noqa: F401
+from tests.pushservice import push_service_fixture, subscribe  # noqa: F401
 
 LAT, LON = 27.8170, 114.9230
 NAME, PHONE = "赵六", "13712345678"
