@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 from flask import Response, abort, current_app, jsonify, request, stream_with_context
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import validate_csrf
@@ -372,6 +373,8 @@ def stream():
     """
     user_id = current_user.id
     station_id = current_user.station_id
+    # Fixed now: inside the generator current_user's row may no longer be attached.
+    locale = str(get_locale())
     last_id = _last_event_id()
     db.session.rollback()
     duration = float(current_app.config.get("STREAM_SECONDS", 55))
@@ -394,7 +397,8 @@ def stream():
             out = []
             for event in rows:
                 last_id = event.id
-                item = _stream_item(event, user)
+                with force_locale(locale):
+                    item = _stream_item(event, user)
                 if item is not None:
                     out.append(
                         f"id: {event.id}\nevent: {item['kind']}\ndata: "
