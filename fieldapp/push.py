@@ -189,6 +189,8 @@ def build_payload(
         # stacking a second one.
         "tag": f"w{warning.id}" if warning is not None else message_id,
         "receipt_token": receipt_token(message_id, user.id),
+        # An internal id, not personal data: the offline queue files entries per user.
+        "user_id": user.id,
     }
 
 
