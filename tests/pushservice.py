@@ -77,6 +77,7 @@ class PushService:
         self.devices: dict[str, Device] = {}
         self.errors: list[str] = []
         self.requests = 0
+        self.last_accepted_at = 0.0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -187,8 +188,10 @@ class PushService:
                         {
                             "payload": payload,
                             "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "at": time.perf_counter(),
                         }
                     )
+                service.last_accepted_at = time.perf_counter()
                 self.send_response(201)
                 self.send_header("Location", f"{service.origin}/m/{len(device.received)}")
                 self.send_header("Content-Length", "0")
