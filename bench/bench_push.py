@@ -31,7 +31,7 @@ from fieldapp.extensions import db  # noqa: E402
 from fieldapp.models import PushSubscription, Station, User  # noqa: E402
 from tests.pushservice import PushService  # noqa: E402
 
-ROUNDS = 40
+ROUNDS = 100
 CENTRE = (27.8170, 114.9230)
 
 

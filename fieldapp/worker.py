@@ -88,30 +88,33 @@ def _claimable(now: datetime):
 def claim(
     worker: str, now: datetime, limit: int = BATCH, skip: set[int] = frozenset()
 ) -> list[int]:
-    """Lease up to `limit` due rows to `worker` and commit; returns their ids."""
-    query = sa.select(OutboxMessage.id).where(_claimable(now))
+    """Lease up to `limit` due rows to `worker` and commit; returns their ids.
+
+    One UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) ... RETURNING: on
+    PostgreSQL the subquery skips rows another worker is claiming and re-checks the condition
+    on rows changed meanwhile; on SQLite the statement holds the write lock throughout.
+    """
+    candidates = sa.select(OutboxMessage.id).where(_claimable(now))
     if skip:
-        query = query.where(OutboxMessage.id.not_in(list(skip)))
-    query = query.order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit)
+        candidates = candidates.where(OutboxMessage.id.not_in(list(skip)))
+    candidates = candidates.order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit)
     if db.engine.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(db.session.scalars(query))
-    claimed = []
-    for message_id in ids:
-        won = db.session.execute(
+        candidates = candidates.with_for_update(skip_locked=True)
+    claimed = list(
+        db.session.scalars(
             sa.update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, _claimable(now))
+            .where(OutboxMessage.id.in_(candidates.scalar_subquery()), _claimable(now))
             .values(
                 locked_by=worker,
                 locked_until=now + timedelta(seconds=LEASE_S),
                 attempts=OutboxMessage.attempts + 1,
             )
+            .returning(OutboxMessage.id)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if won == 1:
-            claimed.append(message_id)
+        )
+    )
     db.session.commit()
-    return claimed
+    return sorted(claimed)
 
 
 def _owned(message: OutboxMessage):
