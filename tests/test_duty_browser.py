@@ -99,3 +99,120 @@ def test_going_on_duty_posts_position_and_live_offer_alerts(make, live_server, b
     assert "孙八" not in page.locator("#live-alert").inner_text()
     assert not errors, errors
     context.close()
+
+
+TEST_SW = """
+importScripts('/static/js/sw-push.js');
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+// Test only: turn a page message into the events a push service and a tap would cause.
+self.addEventListener('message', (e) => {
+  if (e.data.push) {
+    self.dispatchEvent(new PushEvent('push', {data: JSON.stringify(e.data.push)}));
+  }
+  if (e.data.click) {
+    e.waitUntil(self.registration.getNotifications().then((list) => {
+      const n = list.find((x) => x.data && x.data.warning_id === e.data.click.warning_id);
+      self.dispatchEvent(new NotificationEvent('notificationclick',
+        {notification: n, action: e.data.click.action}));
+      return new Promise((r) => setTimeout(r, 1500));
+    }));
+  }
+});
+"""
+
+
+def test_service_worker_shows_pushes_posts_receipts_and_queues_accept(
+    app, make, live_server, browser, fake_clock
+):
+    from flask import Response
+
+    from fieldapp import worker
+    from fieldapp.models import Offer, OutboxMessage, PushSubscription
+    from tests.pushservice import PushService
+
+    app.add_url_rule(
+        "/test-sw.js", "test_sw", lambda: Response(TEST_SW, mimetype="text/javascript")
+    )
+    station = make.station("SW", lat=LAT, lon=LON)
+    officer = make.user(station, "officer", "sw_off", on_duty=True, lat=LAT, lon=LON)
+    service = PushService()
+    app.config["PUSH_ALLOW_INSECURE_ENDPOINTS"] = True
+    device = service.device()
+    db.session.add(
+        PushSubscription(
+            user_id=officer.id, endpoint=device.endpoint, p256dh=device.p256dh, auth=device.auth
+        )
+    )
+    w = make.warning(station, lat=LAT, lon=LON, person_name="周九", person_phone="13300002222")
+    offer = dispatch.dispatch(w)
+    db.session.commit()
+    worker.run_once()
+    service.close()
+    [payload] = device.payloads()  # exactly what a real push service would hand the browser
+    offer_id = offer.id
+
+    context = browser.new_context(base_url=live_server, permissions=["notifications"])
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "sw_off")
+    page.fill("input[name=password]", "correct-horse-42")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/field/")
+    page.evaluate(
+        """async () => {
+        await navigator.serviceWorker.register('/test-sw.js', {scope: '/'});
+        await navigator.serviceWorker.ready;
+    }"""
+    )
+    page.reload()
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.evaluate("(p) => navigator.serviceWorker.controller.postMessage({push: p})", payload)
+    assert wait_for(lambda: db.session.get(Offer, offer_id).delivered_at is not None)
+    titles = page.evaluate(
+        """async () => {
+        const reg = await navigator.serviceWorker.ready;
+        const list = await reg.getNotifications();
+        return list.map((n) => [n.title, n.body, n.tag, n.actions.map((a) => a.title)]);
+    }"""
+    )
+    assert titles == [[payload["title"], payload["body"], payload["tag"], ["接受", "查看"]]]
+    assert "周九" not in str(titles)
+    # An empty queue database already exists (made by a page before its store existed):
+    # the service worker must still find or create the "entries" store.
+    page.evaluate(
+        """() => new Promise((r) => {
+        const req = indexedDB.open('fieldapp-queue');
+        req.onsuccess = () => { req.result.close(); r(); };
+    })"""
+    )
+    # Accept: /api/v1/sync is not in this branch (404), so the entry waits in IndexedDB.
+    page.evaluate(
+        "(id) => navigator.serviceWorker.controller.postMessage("
+        "{click: {warning_id: id, action: 'accept'}})",
+        w.id,
+    )
+    entries = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not entries:
+        entries = page.evaluate(
+            """() => indexedDB.databases().then((dbs) => new Promise((resolve) => {
+            if (!dbs.some((d) => d.name === 'fieldapp-queue')) return resolve([]);
+            const req = indexedDB.open('fieldapp-queue');
+            req.onsuccess = () => {
+              const db = req.result;
+              if (!db.objectStoreNames.contains('entries')) { db.close(); return resolve([]); }
+              const all = db.transaction('entries').objectStore('entries').getAll();
+              all.onsuccess = () => { db.close(); resolve(all.result); };
+            };
+            req.onerror = () => resolve([]);
+        }))"""
+        )
+        time.sleep(0.2)
+    [entry] = entries
+    assert entry["kind"] == "accept" and entry["warning_id"] == w.id
+    assert entry["user_id"] == officer.id and len(entry["client_id"]) == 36
+    assert set(entry) == {"client_id", "kind", "warning_id", "data", "recorded_at", "user_id"}
+    db.session.rollback()
+    assert db.session.scalars(sa.select(OutboxMessage)).all()
+    context.close()

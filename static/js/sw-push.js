@@ -84,15 +84,24 @@
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
 
-  function openQueue() {
+  function openQueue(version) {
+    // Opened at its current version, so the page's own queue code stays in charge of the
+    // schema; only when the store is missing (a database made empty elsewhere) is the version
+    // bumped to create it.
     return new Promise(function (resolve, reject) {
-      var req = indexedDB.open(QUEUE_DB);
+      var req = version ? indexedDB.open(QUEUE_DB, version) : indexedDB.open(QUEUE_DB);
       req.onupgradeneeded = function () {
         if (!req.result.objectStoreNames.contains(QUEUE_STORE)) {
           req.result.createObjectStore(QUEUE_STORE, { keyPath: "client_id" });
         }
       };
-      req.onsuccess = function () { resolve(req.result); };
+      req.onsuccess = function () {
+        var db = req.result;
+        if (db.objectStoreNames.contains(QUEUE_STORE)) return resolve(db);
+        var next = db.version + 1;
+        db.close();
+        resolve(openQueue(next));
+      };
       req.onerror = function () { reject(req.error); };
     });
   }
