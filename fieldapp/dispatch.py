@@ -326,6 +326,29 @@ def _move_on(warning: Warning, now: datetime) -> None:
         dispatch(warning, now)
 
 
+def set_duty(user: User, status: str, now: datetime | None = None) -> list[Offer]:
+    """Put `user` on or off duty; going off duty hands back their pending offers at once, so
+    the next officer is asked now instead of after the timeout. Returns the offers handed back.
+    """
+    now = now or clock.now()
+    handed_back: list[Offer] = []
+    if user.duty_status == status:
+        return handed_back
+    user.duty_status = status
+    user.duty_changed_at = now
+    events.record("duty_changed", actor=user, status=status)
+    if status == "off_duty":
+        pending = db.session.scalars(
+            sa.select(Offer).where(Offer.officer_id == user.id, Offer.status == "pending")
+        ).all()
+        for offer in pending:
+            try:
+                handed_back.append(decline(offer.warning, user, now))
+            except DispatchError:  # answered meanwhile
+                continue
+    return handed_back
+
+
 def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None = None) -> Offer:
     """A chief hands `warning` to `to_user`: open offers are withdrawn, the old owner told."""
     now = now or clock.now()

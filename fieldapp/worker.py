@@ -98,6 +98,10 @@ def claim(
     if skip:
         candidates = candidates.where(OutboxMessage.id.not_in(list(skip)))
     candidates = candidates.order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit)
+    # A plain read first: an idle worker then never takes SQLite's write lock to find nothing.
+    if db.session.scalar(candidates) is None:
+        db.session.rollback()
+        return []
     if db.engine.dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     claimed = list(

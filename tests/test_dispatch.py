@@ -276,3 +276,17 @@ def test_double_accept_from_two_connections_has_exactly_one_winner(app, make):
         assert accepted == [owner]
         outcomes["won"] += 1
     assert outcomes["won"] == 100
+
+
+def test_going_off_duty_hands_pending_offers_to_the_next_officer(make, station, fake_clock):
+    a = make.user(station, on_duty=True, lat=LAT, lon=LON)
+    b = make.user(station, on_duty=True, lat=LAT + 0.01, lon=LON)
+    w = make.warning(station, lat=LAT, lon=LON)
+    first = dispatch.dispatch(w, fake_clock.now())
+    assert first.officer_id == a.id
+    assert dispatch.set_duty(a, "off_duty", fake_clock.advance(5)) == [first]
+    assert a.duty_status == "off_duty" and first.status == "declined"
+    pending = db.session.scalar(sa.select(Offer).where(Offer.status == "pending"))
+    assert pending.officer_id == b.id
+    assert kinds(w) == ["offered", "declined", "offered"]
+    assert dispatch.set_duty(a, "off_duty", fake_clock.now()) == []  # no change, no event

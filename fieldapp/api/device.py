@@ -22,7 +22,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import validate_csrf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fieldapp import clock, events, outbox, push
+from fieldapp import clock, dispatch, events, outbox, push
 from fieldapp.access import roles_required
 from fieldapp.api import bp
 from fieldapp.api.errors import field_errors
@@ -154,10 +154,7 @@ def set_duty():
         return error
     now = clock.now()
     user = db.session.get(User, current_user.id)
-    if user.duty_status != data.status:
-        user.duty_status = data.status
-        user.duty_changed_at = now
-        events.record("duty_changed", actor=user, status=data.status)
+    dispatch.set_duty(user, data.status, now)
     db.session.commit()
     changed = user.duty_changed_at or now
     return jsonify(DutyOut(status=user.duty_status, changed_at=changed.isoformat()).model_dump())
