@@ -43,6 +43,7 @@ from flask_babel import force_locale
 from fieldapp import clock, dispatch, events, push, sms
 from fieldapp.extensions import db
 from fieldapp.models import (
+    Event,
     Offer,
     OutboxMessage,
     PushSubscription,
@@ -428,7 +429,7 @@ def handle_receipt_check(message: OutboxMessage, now: datetime) -> dict | None:
         return {"sent": True}
     pushed = db.session.get(OutboxMessage, data.get("push_outbox_id"))
     user = db.session.get(User, data.get("user_id"))
-    if pushed is None or user is None or pushed.payload.get("receipt_at"):
+    if pushed is None or user is None or _test_delivered(pushed, user):
         return {"skipped": "delivered"}
     if not user.phone:
         return {"skipped": "no_phone"}
@@ -437,6 +438,17 @@ def handle_receipt_check(message: OutboxMessage, now: datetime) -> dict | None:
         "fallback_sms", station_id=user.station_id, officer_id=user.id, channel="sms", test=True
     )
     return {"sent": True}
+
+
+def _test_delivered(pushed: OutboxMessage, user: User) -> bool:
+    receipts = db.session.scalars(
+        sa.select(Event.data).where(
+            Event.kind == "delivered",
+            Event.actor_id == user.id,
+            Event.created_at >= pushed.created_at,
+        )
+    ).all()
+    return any(data.get("message_id") == message_id_of(pushed) for data in receipts)
 
 
 def handle_offer_timeout(message: OutboxMessage, now: datetime) -> dict | None:
