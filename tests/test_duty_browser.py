@@ -27,12 +27,15 @@ ARGS = [
 
 @pytest.fixture
 def live_server(app):
-    app.config.update(SERVER_NAME=None, STREAM_SECONDS=20, STREAM_POLL_S=0.2)
+    # Short streams: the browser reconnects (with Last-Event-ID), and after the test no
+    # stream is left reading while the tables are emptied.
+    app.config.update(SERVER_NAME=None, STREAM_SECONDS=1.0, STREAM_POLL_S=0.1)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    time.sleep(1.5)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -154,7 +155,10 @@ def test_network_error_is_retried(county, make, fake_clock, push_service):
     device = push_service.device()
     sub = subscribe(a, device)
     good_endpoint = sub.endpoint
-    sub.endpoint = "http://127.0.0.1:9/push/nobody"  # discard port: connection refused
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    sub.endpoint = f"http://127.0.0.1:{closed_port}/push/nobody"
     new_offer(make, station, fake_clock)
     assert worker.run_once()["retry"] == 1
     assert "network error" in outbox("push")[0].last_error
