@@ -163,12 +163,19 @@ def _finish(message: OutboxMessage, now: datetime, changes: dict | None) -> bool
     return True
 
 
-def _retry(message_id: int, worker: str, now: datetime, reason: str, after_s: float | None):
+def _retry(
+    message_id: int,
+    worker: str,
+    now: datetime,
+    reason: str,
+    after_s: float | None,
+    dead: bool = False,
+):
     db.session.rollback()
     message = db.session.get(OutboxMessage, message_id)
     if message is None or message.locked_by != worker:
         return
-    dead = message.attempts >= MAX_ATTEMPTS
+    dead = dead or message.attempts >= MAX_ATTEMPTS
     delay = push.backoff_s(message.attempts, after_s)
     db.session.execute(
         sa.update(OutboxMessage)
@@ -205,7 +212,11 @@ def process(message_id: int, worker: str, now: datetime) -> str:
     except RetryLater as exc:
         _retry(message_id, worker, now, str(exc), exc.after_s)
         return "retry"
-    except Exception as exc:  # a bug or a permanent failure: retried until dead, never silent
+    except PERMANENT as exc:  # retrying cannot help (bad configuration, a 4xx refusal)
+        log.error("outbox %s (%s) failed for good: %s", message_id, message.kind, exc)
+        _retry(message_id, worker, now, f"{type(exc).__name__}: {exc}", None, dead=True)
+        return "retry"
+    except Exception as exc:  # a bug, or the database hiccuped: retried until dead, logged
         log.exception("outbox %s (%s) failed", message_id, message.kind)
         _retry(message_id, worker, now, f"{type(exc).__name__}: {exc}", None)
         return "retry"
@@ -459,9 +470,20 @@ def handle_offer_timeout(message: OutboxMessage, now: datetime) -> dict | None:
     return {"expired": dispatch.expire(offer, now)}
 
 
-# kind -> handler. The lead adds "webhook": webhooks.deliver (same signature).
+# kind -> handler(message, now) -> dict | None. Rows of kinds not listed stay pending.
 HANDLERS: dict[str, Callable[[OutboxMessage, datetime], dict | None]] = {
     "push": handle_push,
     "receipt_check": handle_receipt_check,
     "offer_timeout": handle_offer_timeout,
 }
+# Exceptions that mean "this will never work": the row is marked dead at once.
+PERMANENT: tuple[type[Exception], ...] = (sms.SmsError,)
+
+try:  # the centre's webhooks live in their own module (fieldapp/webhooks.py)
+    from fieldapp import webhooks
+except ImportError:  # pragma: no cover - before that module is merged
+    webhooks = None
+if webhooks is not None:
+    HANDLERS["webhook"] = webhooks.deliver
+    if hasattr(webhooks, "WebhookRejected"):
+        PERMANENT = (*PERMANENT, webhooks.WebhookRejected)

@@ -370,10 +370,20 @@ def test_reassign_tells_the_old_owner_by_push(county, make, fake_clock, push_ser
 def test_unknown_kinds_wait_for_their_handler(county, fake_clock):
     from fieldapp import outbox as queue
 
-    queue.enqueue("webhook", {"warning_id": 1, "event": "resolved"})
+    queue.enqueue("sms", {"user_id": 1})  # a kind no handler serves (yet)
     db.session.commit()
     assert worker.run_once() == {"done": 0, "retry": 0, "lost": 0}
-    assert outbox("webhook")[0].status == "pending"
+    assert outbox("sms")[0].status == "pending"
+
+
+def test_a_permanent_failure_is_dead_at_once(county, make, fake_clock, app):
+    station, _a, _b, _chief = county
+    app.config.update(SMS_BACKEND="http", SMS_HTTP_URL="")  # misconfigured gateway
+    new_offer(make, station, fake_clock)
+    fake_clock.advance(station.receipt_timeout_s)
+    worker.run_once()
+    [check] = outbox("receipt_check")
+    assert check.status == "dead" and check.attempts == 1 and "SmsError" in check.last_error
 
 
 def test_worker_command_once(county, make, fake_clock, push_service, runner):
