@@ -315,6 +315,6 @@ def test_field_page_has_the_duty_switch_translated(people, auth, client):
     html = client.get("/field/").get_data(as_text=True)
     assert 'id="duty-toggle"' in html and 'role="switch"' in html
     assert "值班中" in html and "发送测试提醒" in html
-    assert 'src="/static/js/duty.js"' in html
+    assert 'src="/static/js/duty.js' in html
     assert 'data-stream-url="/api/v1/me/stream"' in html
     assert "<script>" not in html and "onclick" not in html and 'style="' not in html

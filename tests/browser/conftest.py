@@ -1,0 +1,80 @@
+"""Browser tests: the app served by werkzeug in a thread, driven by Debian's chromium.
+
+The live server uses the test's app and database, so a test creates its data through the
+factories, commits, and reads the server's changes back through the same session.
+"""
+
+import logging
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from fieldapp.extensions import db
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the test app on 127.0.0.1 at a free port; yields the base URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    port = server.server_port
+    app.config["SERVER_NAME"] = f"127.0.0.1:{port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        db.session.remove()
+
+
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 360, "height": 640}, locale="zh-CN")
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+def login(page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**/field/**")
+
+
+def sw_ready(page) -> None:
+    """Wait until the service worker controls the page."""
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+
+
+def cached(page, url: str) -> None:
+    page.wait_for_function(
+        "url => caches.match(url).then(r => !!r)", arg=url, polling=100, timeout=10_000
+    )
