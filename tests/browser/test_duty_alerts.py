@@ -61,17 +61,17 @@ def test_going_on_duty_posts_position_and_live_offer_alerts(app, make, live_serv
     assert page.locator("#duty-status").inner_text().startswith("未值班")
     page.click("label[for=duty-toggle]")
     page.wait_for_function(
-        "document.getElementById('duty-status').textContent.startsWith('值班中')"
+        "() => document.getElementById('duty-status').textContent.startsWith('值班中')"
     )
     assert wait_for(lambda: db.session.get(User, officer_id).position_at is not None)
     me = db.session.get(User, officer_id)
     assert me.duty_status == "on_duty"
     assert abs(me.lat - (LAT + 0.001)) < 1e-6
     page.wait_for_function(
-        "document.getElementById('duty-position-at').textContent.indexOf(':') > 0"
+        "() => document.getElementById('duty-position-at').textContent.indexOf(':') > 0"
     )
     # The live connection is open: an offer now appears with its (personal-data-free) text.
-    page.wait_for_function("document.getElementById('duty-live').textContent.length > 0")
+    page.wait_for_function("() => document.getElementById('duty-live').textContent.length > 0")
     w = make.warning(station, lat=LAT, lon=LON, person_name="孙八", person_phone="13500001111")
     dispatch.dispatch(w)
     db.session.commit()
@@ -165,7 +165,7 @@ def test_service_worker_shows_pushes_posts_receipts_and_queues_accept(
     }"""
     )
     page.wait_for_function(
-        "navigator.serviceWorker.controller !== null"
+        "() => navigator.serviceWorker.controller !== null"
         " && navigator.serviceWorker.controller.scriptURL.endsWith('/test-sw.js')"
     )
     page.evaluate("(p) => navigator.serviceWorker.controller.postMessage({push: p})", payload)
