@@ -4,6 +4,7 @@ import logging
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -64,6 +65,9 @@ def register_extensions(app: Flask) -> None:
     from fieldapp.auth import sessions
 
     db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
@@ -76,6 +80,14 @@ def register_extensions(app: Flask) -> None:
     i18n.init_app(app)
     login_manager.init_app(app)
     sessions.init_login_manager(login_manager)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the board read while the worker writes, and NORMAL sync is safe under WAL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def register_blueprints(app: Flask) -> None:

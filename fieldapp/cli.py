@@ -1,5 +1,6 @@
 """flask commands: stations, users, tokens, keys, demo data, and the one-command start."""
 
+import contextlib
 import sys
 
 import click
@@ -214,6 +215,25 @@ def start_background_worker(app: Flask) -> None:
     worker.start_thread(app)
 
 
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@click.option("--poll-s", default=0.5, show_default=True, type=click.FloatRange(0.05, 60))
+@with_appcontext
+def worker_command(once, poll_s):
+    """Run the background loop: push delivery, retries, SMS fallback, offer timeouts."""
+    from fieldapp import worker
+
+    app = current_app._get_current_object()
+    vapid.load_or_create(app.config["VAPID_PRIVATE_KEY_FILE"])
+    if once:
+        counts = worker.run_once()
+        click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+        return
+    click.echo("worker running; Ctrl-C to stop")
+    with contextlib.suppress(KeyboardInterrupt):
+        worker.run_forever(app, poll_s=poll_s)
+
+
 def register(app: Flask) -> None:
     for command in (
         create_station,
@@ -224,5 +244,6 @@ def register(app: Flask) -> None:
         vapid_keys,
         demo,
         serve,
+        worker_command,
     ):
         app.cli.add_command(command)

@@ -65,6 +65,17 @@ def load(instance_path: str) -> dict:
         "INTAKE_RATE_LIMIT": os.environ.get("FIELDAPP_INTAKE_RATE_LIMIT", "600/minute"),
         "LOGIN_RATE_LIMIT": os.environ.get("FIELDAPP_LOGIN_RATE_LIMIT", "10/minute"),
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+        # Live streams (SSE) end after this long and the browser reconnects, so a wall screen
+        # or an open app never holds a server thread for ever.
+        "STREAM_SECONDS": float(os.environ.get("FIELDAPP_STREAM_SECONDS", "55")),
+        "STREAM_POLL_S": float(os.environ.get("FIELDAPP_STREAM_POLL_S", "1")),
+        "STREAM_KEEPALIVE_S": 15.0,
+        "BOARD_STREAM_SECONDS": float(os.environ.get("FIELDAPP_STREAM_SECONDS", "55")),
+        "BOARD_STREAM_POLL_S": float(os.environ.get("FIELDAPP_STREAM_POLL_S", "1")),
+        # Real push services are https; plain http is for a push service on this machine only.
+        "PUSH_ALLOW_INSECURE_ENDPOINTS": _bool(
+            os.environ.get("FIELDAPP_PUSH_ALLOW_INSECURE_ENDPOINTS"), False
+        ),
         "INTAKE_MAX_BYTES": 64 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -102,7 +102,12 @@ def nearest_candidates(
                 User.lat.between(lat - dlat, lat + dlat), User.lon.between(lon - dlon, lon + dlon)
             )
         rows = list(db.session.scalars(query.order_by(approx, User.id).limit(limit)))
-        if rows:
+        # A box's corners lie farther than its radius: someone just outside an edge may be
+        # nearer than a corner hit, so a box answer counts only when it lies inside the circle
+        # (plus the tie margin, so tied officers are not cut off).
+        if rows and (
+            radius is None or geo.distance_m(lat, lon, rows[0].lat, rows[0].lon) + TIE_M <= radius
+        ):
             break
     if not rows:
         return []
@@ -217,13 +222,31 @@ def _pending_offer_for(warning: Warning, user: User) -> Offer | None:
     )
 
 
+def _had_offer(warning: Warning, user: User) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count()).where(
+                Offer.warning_id == warning.id, Offer.officer_id == user.id
+            )
+        )
+        or 0
+    ) > 0
+
+
 def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
-    """`user` takes `warning` through their pending offer; exactly one accept can win."""
+    """`user` takes `warning` through their pending offer; exactly one accept can win.
+
+    On DispatchError the caller rolls the transaction back (the API views do): the
+    compare-and-set on the warning may already have run when the offer's own one fails.
+    """
     now = now or clock.now()
     offer = _pending_offer_for(warning, user)
     if offer is None:
         if warning.owner_id == user.id:
             raise DispatchError("already_yours")
+        # Their offer was withdrawn because a colleague accepted first: say so plainly.
+        if warning.owner_id is not None and _had_offer(warning, user):
+            raise DispatchError("taken")
         raise DispatchError("no_offer")
     # An offer past its time but not yet expired by the worker may still be accepted: a late
     # yes beats nobody, and the compare-and-set below decides if the warning has moved on.
@@ -303,15 +326,52 @@ def _move_on(warning: Warning, now: datetime) -> None:
         dispatch(warning, now)
 
 
+def set_duty(user: User, status: str, now: datetime | None = None) -> list[Offer]:
+    """Put `user` on or off duty; going off duty hands back their pending offers at once, so
+    the next officer is asked now instead of after the timeout. Returns the offers handed back.
+    """
+    now = now or clock.now()
+    handed_back: list[Offer] = []
+    if user.duty_status == status:
+        return handed_back
+    user.duty_status = status
+    user.duty_changed_at = now
+    events.record("duty_changed", actor=user, status=status)
+    if status == "off_duty":
+        pending = db.session.scalars(
+            sa.select(Offer).where(Offer.officer_id == user.id, Offer.status == "pending")
+        ).all()
+        for offer in pending:
+            try:
+                handed_back.append(decline(offer.warning, user, now))
+            except DispatchError:  # answered meanwhile
+                continue
+    return handed_back
+
+
 def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None = None) -> Offer:
     """A chief hands `warning` to `to_user`: open offers are withdrawn, the old owner told."""
     now = now or clock.now()
     if not warning.is_open:
         raise DispatchError("closed")
-    if to_user.station_id != warning.station_id or to_user.role not in ("officer", "auxiliary"):
+    if (
+        to_user.station_id != warning.station_id
+        or to_user.role not in ("officer", "auxiliary")
+        or not to_user.active
+    ):
         raise DispatchError("not_eligible")
     if warning.owner_id == to_user.id:
         raise DispatchError("already_theirs")
+    # Officers whose offer is withdrawn are told too, so their phone stops asking.
+    withdrawn = set(
+        db.session.scalars(
+            sa.select(Offer.officer_id).where(
+                Offer.warning_id == warning.id,
+                Offer.status == "pending",
+                Offer.officer_id != to_user.id,
+            )
+        )
+    )
     db.session.execute(
         sa.update(Offer)
         .where(Offer.warning_id == warning.id, Offer.status == "pending")
@@ -320,7 +380,9 @@ def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None 
     )
     previous = warning.owner_id
     if previous is not None:
-        _notify(previous, "reassigned", warning)
+        withdrawn.add(previous)
+    for user_id in sorted(withdrawn - {to_user.id}):
+        _notify(user_id, "reassigned", warning)
     warning.owner_id = None
     events.record(
         "reassigned", warning=warning, actor=chief, from_user_id=previous, to_user_id=to_user.id

@@ -65,6 +65,9 @@ def _config(database_url: str, instance_dir) -> dict:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_ENABLED": False,
+        # Pages of many tests open the live streams: keep them short so none outlives its test.
+        "STREAM_SECONDS": 2,
+        "BOARD_STREAM_SECONDS": 2,
         "WORKER_IN_PROCESS": False,
         "VAPID_PRIVATE_KEY_FILE": str(instance_dir / "vapid_private.pem"),
         "VAPID_SUBJECT": "mailto:test@example.org",

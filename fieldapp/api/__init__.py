@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from fieldapp.api import intake, openapi, sync  # noqa: E402,F401
+from fieldapp.api import device, intake, openapi, sync  # noqa: E402,F401

@@ -1,0 +1,224 @@
+"""Intake POST → push accepted by a local push service, against a bare pywebpush send.
+
+    python bench/bench_push.py [DATABASE_URL]      # default: SQLite in a temporary file
+
+For 1, 100 and 1,000 on-duty officers (each with a subscription on the local push service of
+tests/pushservice.py, which verifies VAPID and decrypts like a real one): POST a warning to
+/api/v1/warnings, run the worker once in the same process, stop the clock when the push
+service has accepted the offer message. The floor is a bare pywebpush send of the same size
+to the same service in the same run. Target: p95 <= 3 x bare p95 + 10 ms.
+"""
+
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask_migrate import upgrade  # noqa: E402
+from pywebpush import webpush  # noqa: E402
+
+from fieldapp import clock, create_app, push, tokens, worker  # noqa: E402
+from fieldapp.extensions import db  # noqa: E402
+from fieldapp.models import PushSubscription, Station, User  # noqa: E402
+from tests.pushservice import PushService  # noqa: E402
+
+ROUNDS = 100
+CENTRE = (27.8170, 114.9230)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def make_app(url: str, tmp: str):
+    os.environ["FIELDAPP_INSTANCE_PATH"] = tmp
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {}
+            if url.startswith("postgresql")
+            else {"connect_args": {"timeout": 30}},
+            "SECRET_KEY": "bench",
+            "WORKER_IN_PROCESS": False,
+            "RATELIMIT_ENABLED": False,
+            "VAPID_PRIVATE_KEY_FILE": os.path.join(tmp, "vapid.pem"),
+            "PUSH_ALLOW_INSECURE_ENDPOINTS": True,
+            "SERVER_NAME": "localhost",
+        }
+    )
+
+
+def empty(dialect: str) -> None:  # noqa: D103
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if dialect == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+
+
+def bare_sends(app, service: PushService, n: int) -> list[float]:
+    device = service.device()
+    info = {"endpoint": device.endpoint, "keys": {"p256dh": device.p256dh, "auth": device.auth}}
+    body = json.dumps({"v": 1, "kind": "offer", "title": "新预警：虚假贷款", "body": "x" * 120})
+    key = push.vapid_key()
+    session = push._session()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        webpush(
+            info,
+            data=body,
+            vapid_private_key=key,
+            vapid_claims={"sub": "mailto:bench@example.org"},
+            ttl=90,
+            headers={"Urgency": "high"},
+            requests_session=session,
+        )
+        out.append(service.last_accepted_at - t0)
+    return out
+
+
+def scenario(app, service: PushService, officers: int, dialect: str) -> list[float]:
+    rnd = random.Random(officers)
+    empty(dialect)
+    station = Station(code="B", name="Bench", lat=CENTRE[0], lon=CENTRE[1])
+    db.session.add(station)
+    db.session.flush()
+    now = clock.now()
+    users = [
+        {
+            "username": f"u{i}",
+            "password_hash": "x",
+            "display_name": f"u{i}",
+            "role": "officer",
+            "station_id": station.id,
+            "duty_status": "on_duty",
+            "lat": CENTRE[0] + rnd.uniform(-0.2, 0.2),
+            "lon": CENTRE[1] + rnd.uniform(-0.2, 0.2),
+            "accuracy_m": 20.0,
+            "position_at": now,
+            "active": True,
+        }
+        for i in range(officers)
+    ]
+    db.session.execute(sa.insert(User), users)
+    ids = db.session.scalars(sa.select(User.id)).all()
+    subs = []
+    for user_id in ids:
+        device = service.device()
+        subs.append(
+            {
+                "user_id": user_id,
+                "endpoint": device.endpoint,
+                "p256dh": device.p256dh,
+                "auth": device.auth,
+            }
+        )
+    db.session.execute(sa.insert(PushSubscription), subs)
+    _row, token = tokens.create_token("bench", station)
+    db.session.commit()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    before = service.requests
+    times, intake = [], []
+    for i in range(ROUNDS + 3):
+        body = {
+            "source_ref": f"B-{officers}-{i}-{uuid.uuid4().hex[:6]}",
+            "person_name": "李四",
+            "person_phone": "13800138000",
+            "fraud_type": "fake_loan",
+            "location": {
+                "lat": CENTRE[0] + rnd.uniform(-0.2, 0.2),
+                "lon": CENTRE[1] + rnd.uniform(-0.2, 0.2),
+            },
+        }
+        got_before = service.requests
+        t0 = time.perf_counter()
+        resp = client.post("/api/v1/warnings", json=body, headers=headers)
+        posted = time.perf_counter() - t0
+        assert resp.status_code == 201, resp.get_json()
+        worker.run_once("bench")
+        assert service.requests == got_before + 1, "the offer push was not accepted"
+        # Stop the clock when the push service accepted, as its 201 went out.
+        elapsed = service.last_accepted_at - t0
+        if i >= 3:  # warm-up rounds
+            times.append(elapsed)
+            intake.append(posted)
+    assert service.requests - before == ROUNDS + 3
+    db.session.remove()
+    return times, intake
+
+
+def sqlite_wal() -> None:
+    """journal_mode=WAL, synchronous=NORMAL: what a production SQLite setup would use."""
+
+    def pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    db.engine.dispose()
+    sa.event.listen(db.engine, "connect", pragmas)
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    wal = "--wal" in sys.argv
+    url = (args[0] if args else "") or os.environ.get("BENCH_DATABASE_URL", "")
+    drop = None
+    if url.startswith("postgres"):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_nearest import scratch_pg
+
+        url, drop = scratch_pg(url)
+    tmp = tempfile.mkdtemp(prefix="bench-push-")
+    url = url or f"sqlite:///{tmp}/bench.db"
+    app = make_app(url, tmp)
+    service = PushService()
+    try:
+        with app.app_context():
+            upgrade()
+            dialect = db.engine.dialect.name
+            if wal and dialect == "sqlite":
+                sqlite_wal()
+                dialect = "sqlite-wal"
+            bare_sends(app, service, 5)
+            bare = bare_sends(app, service, 100)
+            b50, b95 = pct(bare, 50) * 1000, pct(bare, 95) * 1000
+            print(f"[{dialect}] bare pywebpush send: p50 {b50:.2f} ms, p95 {b95:.2f} ms")
+            for officers in (1, 100, 1000):
+                times, intake = scenario(app, service, officers, dialect)
+                p50, p95 = pct(times, 50) * 1000, pct(times, 95) * 1000
+                target = 3 * b95 + 10
+                print(
+                    f"[{dialect}] {officers:>5} on duty: intake -> push accepted p50 {p50:.2f} ms, "
+                    f"p95 {p95:.2f} ms, mean {statistics.mean(times) * 1000:.2f} ms; "
+                    f"p50 ratio {p50 / b50:.1f}x, p95 ratio {p95 / b95:.1f}x bare; "
+                    f"target p95 <= {target:.1f} ms: {'OK' if p95 <= target else 'MISSED'}; "
+                    f"of which the intake POST alone p50 {pct(intake, 50) * 1000:.2f} ms"
+                )
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        service.close()
+        if drop:
+            drop()
+    if service.errors:
+        print("push service errors:", service.errors[:3])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,489 @@
+"""The outbox worker: claims due rows, runs the handler of each kind, retries, gives up.
+
+Claiming. A row is claimable when it is pending, due, of a kind this worker handles, and not
+leased (`locked_until` empty or past). On PostgreSQL candidates are picked with
+`SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent workers do not even wait for each other;
+on both databases the claim itself is a compare-and-set UPDATE that sets `locked_by` (unique
+per worker) and `locked_until`, and counts the attempt. Every later write about the row
+(progress, done, retry) is again a compare-and-set on `locked_by`: a worker whose lease ran
+out and was taken over by another cannot write anything, so it cannot send either.
+
+Crash windows of a push (the only kind where "sent twice" is visible to a person):
+1. claimed, died before sending: the lease runs out (LEASE_S) and another worker (or this one
+   restarted) claims the row and sends it. Nothing lost, nothing doubled.
+2. about to send: the worker first commits the ids of the subscriptions it is about to send
+   to (`payload.inflight`). If it dies after that commit (during the HTTP request, after the
+   push service's 201, or before the final commit), the next claim finds `inflight` set and
+   cannot know whether the push service accepted: those subscriptions are marked `uncertain`
+   and are NOT sent again. A lost message is still covered: an offer's `receipt_check` sends
+   the SMS fallback when no delivery receipt arrives, and the open app sees the offer over the
+   live connection (it reads the event log). Per subscription this is at-most-once.
+3. the push service accepted: the acceptance (`offer.sent_at`, the `sent` list) is written in
+   the same commit that marks the row done. If that commit fails, see 2.
+Retries (429, 5xx, network errors) commit the subscriptions already served, so a retry sends
+only to the ones that failed.
+
+Handlers are `handler(message, now) -> dict | None`; the dict, if any, is merged into the
+row's payload in the same commit that marks it done. They raise `outbox.RetryLater` for
+transient failures; any other exception is logged and retried too, until MAX_ATTEMPTS.
+"""
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask
+from flask_babel import force_locale
+
+from fieldapp import clock, dispatch, events, push, sms
+from fieldapp.extensions import db
+from fieldapp.models import (
+    Event,
+    Offer,
+    OutboxMessage,
+    PushSubscription,
+    User,
+    Warning,
+    WorkerHeartbeat,
+)
+from fieldapp.outbox import RetryLater
+
+log = logging.getLogger(__name__)
+
+# Short: a killed worker delays its rows by this much, and offers time out in about 90 s.
+# The lease is extended before each batch of sends by the time those sends may take.
+LEASE_S = 30
+MAX_ATTEMPTS = 10
+BATCH = 20
+POLL_S = 0.5
+# TTL for pushes that are not offers: a reminder an hour late is still worth showing.
+DEFAULT_TTL_S = 3600
+TEST_TTL_S = 300
+
+
+class LeaseLost(Exception):  # noqa: N818
+    """Another worker took this row over; stop touching it."""
+
+
+def new_name() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+# --- leases -------------------------------------------------------------------------------
+
+
+def _claimable(now: datetime):
+    return sa.and_(
+        OutboxMessage.status == "pending",
+        OutboxMessage.due_at <= now,
+        OutboxMessage.kind.in_(list(HANDLERS)),
+        sa.or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+    )
+
+
+def claim(
+    worker: str, now: datetime, limit: int = BATCH, skip: set[int] = frozenset()
+) -> list[int]:
+    """Lease up to `limit` due rows to `worker` and commit; returns their ids.
+
+    One UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) ... RETURNING: on
+    PostgreSQL the subquery skips rows another worker is claiming and re-checks the condition
+    on rows changed meanwhile; on SQLite the statement holds the write lock throughout.
+    """
+    candidates = sa.select(OutboxMessage.id).where(_claimable(now))
+    if skip:
+        candidates = candidates.where(OutboxMessage.id.not_in(list(skip)))
+    candidates = candidates.order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit)
+    # A plain read first: an idle worker then never takes SQLite's write lock to find nothing.
+    if db.session.scalar(candidates) is None:
+        db.session.rollback()
+        return []
+    if db.engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    claimed = list(
+        db.session.scalars(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id.in_(candidates.scalar_subquery()), _claimable(now))
+            .values(
+                locked_by=worker,
+                locked_until=now + timedelta(seconds=LEASE_S),
+                attempts=OutboxMessage.attempts + 1,
+            )
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    db.session.commit()
+    return sorted(claimed)
+
+
+def _owned(message: OutboxMessage):
+    return sa.and_(
+        OutboxMessage.id == message.id,
+        OutboxMessage.locked_by == message.locked_by,
+        OutboxMessage.status == "pending",
+    )
+
+
+def checkpoint(message: OutboxMessage, now: datetime, extra_lease_s: float = 0, **changes) -> dict:
+    """Commit payload progress now (before a send), extending the lease; LeaseLost if gone."""
+    payload = {**message.payload, **changes}
+    won = db.session.execute(
+        sa.update(OutboxMessage)
+        .where(_owned(message))
+        .values(payload=payload, locked_until=now + timedelta(seconds=LEASE_S + extra_lease_s))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        db.session.rollback()
+        raise LeaseLost(str(message.id))
+    db.session.commit()
+    return payload
+
+
+def _finish(message: OutboxMessage, now: datetime, changes: dict | None) -> bool:
+    values = {"status": "done", "done_at": now, "locked_until": None, "last_error": None}
+    if changes:
+        values["payload"] = {**message.payload, **changes}
+    won = db.session.execute(
+        sa.update(OutboxMessage)
+        .where(_owned(message))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    return True
+
+
+def _retry(
+    message_id: int,
+    worker: str,
+    now: datetime,
+    reason: str,
+    after_s: float | None,
+    dead: bool = False,
+):
+    db.session.rollback()
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.locked_by != worker:
+        return
+    dead = dead or message.attempts >= MAX_ATTEMPTS
+    delay = push.backoff_s(message.attempts, after_s)
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(_owned(message))
+        .values(
+            status="dead" if dead else "pending",
+            due_at=now + timedelta(seconds=delay),
+            locked_until=None,
+            last_error=reason[:500],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if dead:
+        log.error(
+            "outbox %s (%s) dead after %s attempts: %s",
+            message_id,
+            message.kind,
+            message.attempts,
+            reason,
+        )
+
+
+def process(message_id: int, worker: str, now: datetime) -> str:
+    """Run one claimed row's handler; returns done, retry or lost."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None or message.locked_by != worker or message.status != "pending":
+        return "lost"
+    handler = HANDLERS[message.kind]
+    try:
+        changes = handler(message, now)
+    except LeaseLost:
+        return "lost"
+    except RetryLater as exc:
+        _retry(message_id, worker, now, str(exc), exc.after_s)
+        return "retry"
+    except PERMANENT as exc:  # retrying cannot help (bad configuration, a 4xx refusal)
+        log.error("outbox %s (%s) failed for good: %s", message_id, message.kind, exc)
+        _retry(message_id, worker, now, f"{type(exc).__name__}: {exc}", None, dead=True)
+        return "retry"
+    except Exception as exc:  # a bug, or the database hiccuped: retried until dead, logged
+        log.exception("outbox %s (%s) failed", message_id, message.kind)
+        _retry(message_id, worker, now, f"{type(exc).__name__}: {exc}", None)
+        return "retry"
+    return "done" if _finish(message, now, changes) else "lost"
+
+
+def heartbeat(worker: str, now: datetime) -> None:
+    row = db.session.get(WorkerHeartbeat, worker)
+    if row is None:
+        db.session.add(WorkerHeartbeat(name=worker, seen_at=now))
+    else:
+        row.seen_at = now
+    db.session.commit()
+
+
+def run_once(worker: str | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Process everything due now, each row at most once per call; returns counts."""
+    worker = worker or new_name()
+    counts = {"done": 0, "retry": 0, "lost": 0}
+    seen: set[int] = set()
+    while True:
+        at = now or clock.now()
+        ids = claim(worker, at, skip=seen)
+        if not ids:
+            break
+        for message_id in ids:
+            seen.add(message_id)
+            counts[process(message_id, worker, now or clock.now())] += 1
+    heartbeat(worker, now or clock.now())
+    return counts
+
+
+def run_forever(app: Flask, stop: threading.Event | None = None, poll_s: float = POLL_S) -> None:
+    """The worker loop: process what is due, sleep a little when idle, forever."""
+    worker = new_name()
+    log.info("worker %s started", worker)
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        with app.app_context():
+            try:
+                counts = run_once(worker)
+            except Exception:  # the database may be restarting: wait and try again
+                log.exception("worker loop failed")
+                db.session.rollback()
+                counts = {}
+            finally:
+                db.session.remove()
+        if not any(counts.values()):
+            stop.wait(poll_s)
+
+
+def start_thread(app: Flask) -> threading.Thread:
+    """Run the worker loop in a daemon thread of this process (the embedded start)."""
+    thread = threading.Thread(target=run_forever, args=(app,), name="outbox-worker", daemon=True)
+    thread.start()
+    return thread
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+def message_id_of(message: OutboxMessage) -> str:
+    """The stable id a push carries and its receipt names: one per outbox row."""
+    return message.payload.get("message_id") or f"m{message.id}"
+
+
+def outbox_id_of(message_id: str) -> int | None:
+    if message_id.startswith("m") and message_id[1:].isdigit():
+        return int(message_id[1:])
+    return None
+
+
+def _ttl(push_kind: str, offer: Offer | None, warning: Warning | None, now, test: bool) -> int:
+    if offer is not None and offer.expires_at is not None:
+        return max(1, int((offer.expires_at - now).total_seconds()))
+    if push_kind == "help" and warning is not None:
+        return warning.station.ack_timeout_s
+    return TEST_TTL_S if test else DEFAULT_TTL_S
+
+
+def handle_push(message: OutboxMessage, now: datetime) -> dict | None:
+    """Send one notification to every subscription of payload.user_id (see crash windows)."""
+    data = message.payload
+    user = db.session.get(User, data.get("user_id"))
+    if user is None or not user.active:
+        return {"skipped": "no_user"}
+    offer = db.session.get(Offer, data["offer_id"]) if data.get("offer_id") else None
+    if offer is not None and offer.status != "pending":
+        # Answered, cancelled or expired before we got to it: buzzing now would mislead.
+        return {"skipped": f"offer_{offer.status}"}
+    warning = db.session.get(Warning, data["warning_id"]) if data.get("warning_id") else None
+    push_kind = data.get("push_kind", "reminder")
+    test = bool(data.get("test"))
+    message_id = message_id_of(message)
+
+    handled = {*data.get("sent", []), *data.get("gone", []), *data.get("rejected", [])}
+    uncertain = set(data.get("uncertain", [])) | set(data.get("inflight", []))
+    subs = list(
+        db.session.scalars(
+            sa.select(PushSubscription)
+            .where(PushSubscription.user_id == user.id)
+            .order_by(PushSubscription.id)
+        )
+    )
+    todo = [s for s in subs if s.id not in handled and s.id not in uncertain]
+    payload = push.build_payload(message_id, push_kind, user, warning, offer, test=test)
+    ttl = _ttl(push_kind, offer, warning, now, test)
+    urgency = "high" if push_kind in ("offer", "help") else "normal"
+    targets = [(s.id, push.subscription_info(s)) for s in todo]
+    if not targets:
+        return {"inflight": [], "uncertain": sorted(uncertain)}
+
+    # The intent, committed before any byte leaves: see crash window 2.
+    progress = checkpoint(
+        message,
+        now,
+        extra_lease_s=len(targets) * push.SEND_TIMEOUT_S,
+        inflight=[t[0] for t in targets],
+        uncertain=sorted(uncertain),
+    )
+    sent = list(progress.get("sent", []))
+    gone = list(progress.get("gone", []))
+    rejected = list(progress.get("rejected", []))
+    retry: RetryLater | None = None
+    retry_after: float | None = None
+    for sub_id, info in targets:
+        sub = PushSubscription(
+            id=sub_id,
+            endpoint=info["endpoint"],
+            p256dh=info["keys"]["p256dh"],
+            auth=info["keys"]["auth"],
+        )
+        try:
+            result = push.send(sub, payload, ttl=ttl, urgency=urgency, topic=message_id)
+        except RetryLater as exc:
+            retry = exc
+            if exc.after_s is not None:
+                retry_after = max(retry_after or 0.0, exc.after_s)
+            continue
+        {push.SENT: sent, push.GONE: gone, push.REJECTED: rejected}[result.status].append(sub_id)
+
+    if gone:
+        db.session.execute(sa.delete(PushSubscription).where(PushSubscription.id.in_(gone)))
+    _record_results(sent, rejected, now)
+    changes = {
+        "inflight": [],
+        "sent": sent,
+        "gone": gone,
+        "rejected": rejected,
+        "message_id": message_id,
+    }
+    if retry is not None:
+        # Keep what went through, so the retry serves only the failed subscriptions.
+        checkpoint(message, now, **changes)
+        raise RetryLater(str(retry), after_s=retry_after)
+    if offer is not None and sent:
+        db.session.execute(
+            sa.update(Offer)
+            .where(Offer.id == offer.id, Offer.sent_at.is_(None))
+            .values(sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        events.record("push_sent", warning=offer.warning, offer_id=offer.id, devices=len(sent))
+    return changes
+
+
+def _record_results(sent: list[int], rejected: list[int], now: datetime) -> None:
+    if sent:
+        db.session.execute(
+            sa.update(PushSubscription)
+            .where(PushSubscription.id.in_(sent))
+            .values(last_success_at=now, failure_count=0)
+        )
+    if rejected:
+        db.session.execute(
+            sa.update(PushSubscription)
+            .where(PushSubscription.id.in_(rejected))
+            .values(last_failure_at=now, failure_count=PushSubscription.failure_count + 1)
+        )
+
+
+def _sms_text(user: User, warning: Warning | None, offer: Offer | None, test: bool) -> str:
+    with force_locale(user.locale or push.DEFAULT_LOCALE):
+        title, body = push.texts("offer", warning, offer, test=test)
+    return f"{title} {body}".strip()
+
+
+def handle_receipt_check(message: OutboxMessage, now: datetime) -> dict | None:
+    """No delivery receipt in time: send the offer (or a test alert) by SMS as well."""
+    data = message.payload
+    if data.get("offer_id"):
+        offer = db.session.get(Offer, data["offer_id"])
+        if offer is None or offer.status != "pending":
+            return {"skipped": "answered"}
+        if offer.delivered_at is not None or offer.fallback_at is not None:
+            return {"skipped": "delivered" if offer.delivered_at else "already_sent"}
+        officer = offer.officer
+        if not officer.phone:
+            events.record(
+                "fallback_unavailable",
+                warning=offer.warning,
+                offer_id=offer.id,
+                officer_id=officer.id,
+                channel="sms",
+            )
+            return {"skipped": "no_phone"}
+        sms.send(officer.phone, _sms_text(officer, offer.warning, offer, False), ref=f"o{offer.id}")
+        db.session.execute(
+            sa.update(Offer)
+            .where(Offer.id == offer.id, Offer.fallback_at.is_(None))
+            .values(fallback_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        events.record(
+            "fallback_sms",
+            warning=offer.warning,
+            offer_id=offer.id,
+            officer_id=officer.id,
+            channel="sms",
+        )
+        return {"sent": True}
+    pushed = db.session.get(OutboxMessage, data.get("push_outbox_id"))
+    user = db.session.get(User, data.get("user_id"))
+    if pushed is None or user is None or _test_delivered(pushed, user):
+        return {"skipped": "delivered"}
+    if not user.phone:
+        return {"skipped": "no_phone"}
+    sms.send(user.phone, _sms_text(user, None, None, True), ref=f"t{pushed.id}")
+    events.record(
+        "fallback_sms", station_id=user.station_id, officer_id=user.id, channel="sms", test=True
+    )
+    return {"sent": True}
+
+
+def _test_delivered(pushed: OutboxMessage, user: User) -> bool:
+    receipts = db.session.scalars(
+        sa.select(Event.data).where(
+            Event.kind == "delivered",
+            Event.actor_id == user.id,
+            Event.created_at >= pushed.created_at,
+        )
+    ).all()
+    return any(data.get("message_id") == message_id_of(pushed) for data in receipts)
+
+
+def handle_offer_timeout(message: OutboxMessage, now: datetime) -> dict | None:
+    """The offer's time is up: expire it and move on to the next nearest (dispatch.expire)."""
+    offer = db.session.get(Offer, message.payload.get("offer_id"))
+    if offer is None:
+        return {"skipped": "no_offer"}
+    return {"expired": dispatch.expire(offer, now)}
+
+
+# kind -> handler(message, now) -> dict | None. Rows of kinds not listed stay pending.
+HANDLERS: dict[str, Callable[[OutboxMessage, datetime], dict | None]] = {
+    "push": handle_push,
+    "receipt_check": handle_receipt_check,
+    "offer_timeout": handle_offer_timeout,
+}
+# Exceptions that mean "this will never work": the row is marked dead at once.
+PERMANENT: tuple[type[Exception], ...] = (sms.SmsError,)
+
+try:  # the centre's webhooks live in their own module (fieldapp/webhooks.py)
+    from fieldapp import webhooks
+except ImportError:  # pragma: no cover - before that module is merged
+    webhooks = None
+if webhooks is not None:
+    HANDLERS["webhook"] = webhooks.deliver
+    if hasattr(webhooks, "WebhookRejected"):
+        PERMANENT = (*PERMANENT, webhooks.WebhookRejected)
