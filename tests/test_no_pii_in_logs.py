@@ -8,21 +8,19 @@ logger (at DEBUG) must be free of the resident's name, phone, address, suspect a
 SQLAlchemy's own loggers stay at their default (WARNING): turned up they echo every bound
 parameter by design, and production never turns them up (checked below).
 
-EXTENSION POINTS for code arriving with other branches are marked `# EXTENSION:` — swap the
-direct row writes for the field app's domain functions (attempt/confirm/resolve) and run the
-worker over the outbox once it exists.
+The officer's steps go through the real sync API and the worker runs over the outbox, so the
+request, worker and SMS logs of a whole life are all captured.
 """
 
 import logging
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from fieldapp import clock, create_app, dispatch
 from fieldapp.extensions import db
-from fieldapp.models import Confirmation, ContactAttempt, Offer, Outcome, Warning
+from fieldapp.models import Confirmation, ContactAttempt, Offer, Warning
 from tests.conftest import _config, _empty_all_tables
 
 NAME = "欧阳娜娜"
@@ -56,7 +54,6 @@ def everything_logged(caplog):
 
 
 def _run_worker_if_present(app) -> None:
-    # EXTENSION: the worker arrives with push delivery; its logs are part of the life too.
     try:
         from fieldapp import worker
     except ImportError:
@@ -72,7 +69,7 @@ def test_a_whole_warning_life_logs_no_personal_data(
     station = make.station("A", ack_timeout_s=60)
     first = make.user(station, "officer", "log_first", on_duty=True, lat=27.82, lon=114.93)
     second = make.user(station, "officer", "log_second", on_duty=True, lat=27.90, lon=114.99)
-    aux = make.user(station, "auxiliary", "log_aux")
+    make.user(station, "auxiliary", "log_aux")
     make.user(station, "chief", "log_chief")
     _row, token = make.token()
     db.session.commit()
@@ -103,44 +100,66 @@ def test_a_whole_warning_life_logs_no_personal_data(
     dispatch.accept(warning, second, fake_clock.advance(20))
     db.session.commit()
 
-    # EXTENSION: replace with the field app's attempt / confirm / resolve domain functions.
-    now = fake_clock.advance(60)
-    attempt = ContactAttempt(
-        client_id="log-a1",
-        warning_id=warning.id,
-        user_id=second.id,
-        channel="phone",
-        reached=False,
-        attempted_at=now,
-        note=ATTEMPT_NOTE,
+    # The officer works the warning from the phone, through the same sync API the offline queue
+    # uses: two attempts, a colleague's confirmation, the outcome.
+    from tests.conftest import AuthActions
+
+    phone = app.test_client()
+    officer = AuthActions(phone)
+    officer.login("log_second")
+
+    def sync(auth_actions, *entries):
+        resp = auth_actions.post_json("/api/v1/sync", {"entries": list(entries)})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        results = resp.get_json()["results"]
+        assert [r["status"] for r in results] == ["applied"] * len(entries), results
+        return results
+
+    def entry(client_id, kind, data):
+        return {
+            "client_id": client_id,
+            "kind": kind,
+            "warning_id": warning.id,
+            "data": data,
+            "recorded_at": clock.now().isoformat(),
+        }
+
+    fake_clock.advance(60)
+    sync(
+        officer,
+        entry(
+            "log-attempt-1", "attempt", {"channel": "phone", "reached": False, "note": ATTEMPT_NOTE}
+        ),
     )
-    reached = ContactAttempt(
-        client_id="log-a2",
-        warning_id=warning.id,
-        user_id=second.id,
-        channel="wechat_video",
-        reached=True,
-        attempted_at=fake_clock.advance(120),
-        note=ATTEMPT_NOTE,
+    fake_clock.advance(120)
+    sync(
+        officer,
+        entry(
+            "log-attempt-2",
+            "attempt",
+            {"channel": "wechat_video", "reached": True, "note": ATTEMPT_NOTE},
+        ),
     )
-    db.session.add_all([attempt, reached])
-    db.session.flush()
-    db.session.add(Confirmation(client_id="log-c1", attempt_id=reached.id, user_id=aux.id))
-    warning.status = "resolved"
-    warning.first_contact_at = reached.attempted_at
-    warning.resolved_at = fake_clock.advance(300)
-    db.session.add(
-        Outcome(
-            warning_id=warning.id,
-            outcome="persuaded",
-            app_installed=True,
-            note=OUTCOME_NOTE,
-            recorded_by_id=second.id,
-            recorded_at=warning.resolved_at,
-            loss_amount=Decimal("0"),
-        )
+    reached = db.session.scalar(sa.select(ContactAttempt).where(ContactAttempt.reached.is_(True)))
+    colleague_phone = app.test_client()
+    colleague = AuthActions(colleague_phone)
+    colleague.login("log_aux")
+    sync(
+        colleague,
+        entry("log-confirm-1", "confirm", {"attempt_id": reached.id, "note": OUTCOME_NOTE}),
     )
-    db.session.commit()
+    fake_clock.advance(300)
+    sync(
+        officer,
+        entry(
+            "log-resolve-1",
+            "resolve",
+            {"outcome": "persuaded", "app_installed": True, "note": OUTCOME_NOTE},
+        ),
+    )
+    db.session.refresh(warning)
+    assert warning.status == "resolved"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Confirmation)) == 1
     _run_worker_if_present(app)
 
     # The centre reads its feedback; the people look at their pages.
