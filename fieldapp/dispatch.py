@@ -242,6 +242,8 @@ def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
     now = now or clock.now()
     offer = _pending_offer_for(warning, user)
     if offer is None:
+        # The warning row in this session may predate a colleague's accept: read it again.
+        db.session.refresh(warning)
         if warning.owner_id == user.id:
             raise DispatchError("already_yours")
         # Their offer was withdrawn because a colleague accepted first: say so plainly.
