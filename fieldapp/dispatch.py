@@ -35,7 +35,7 @@ class DispatchError(Exception):
 class Candidate:
     officer: User
     distance_m: float
-    workload: int
+    workload: int | None  # counted only for officers tied with the nearest
 
 
 def target_point(warning: Warning, station: Station) -> tuple[float, float]:
@@ -111,9 +111,15 @@ def nearest_candidates(
             break
     if not rows:
         return []
-    loads = workloads([u.id for u in rows])
-    found = [Candidate(u, geo.distance_m(lat, lon, u.lat, u.lon), loads[u.id]) for u in rows]
-    return sorted(found, key=lambda c: (c.distance_m, c.officer.id))
+    placed = sorted(
+        ((geo.distance_m(lat, lon, u.lat, u.lon), u) for u in rows),
+        key=lambda pair: (pair[0], pair[1].id),
+    )
+    # Workloads matter only between officers tied with the nearest; most of the time there is
+    # one, and the two counting queries are skipped.
+    tied = [u.id for d, u in placed if d - placed[0][0] <= TIE_M]
+    loads = workloads(tied) if len(tied) > 1 else {}
+    return [Candidate(u, d, loads.get(u.id)) for d, u in placed]
 
 
 def choose(candidates: list[Candidate]) -> Candidate | None:
@@ -122,7 +128,7 @@ def choose(candidates: list[Candidate]) -> Candidate | None:
         return None
     nearest = candidates[0].distance_m
     tied = [c for c in candidates if c.distance_m - nearest <= TIE_M]
-    return min(tied, key=lambda c: (c.workload, c.distance_m, c.officer.id))
+    return min(tied, key=lambda c: (c.workload or 0, c.distance_m, c.officer.id))
 
 
 def _offered_ids(warning: Warning) -> set[int]:
@@ -149,9 +155,11 @@ def make_offer(
 ) -> Offer:
     """Offer `warning` to `officer`, with its push, SMS fallback check and timeout queued."""
     station = warning.station
-    rank = 1 + (
-        db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id)) or 0
-    )
+    rank = 1
+    if warning.status != "received":  # a new warning's first offer needs no count
+        rank += (
+            db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id)) or 0
+        )
     offer = Offer(
         warning_id=warning.id,
         officer_id=officer.id,
@@ -191,7 +199,9 @@ def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
     now = now or clock.now()
     station = warning.station
     lat, lon = target_point(warning, station)
-    pick = choose(nearest_candidates(station, lat, lon, now, _offered_ids(warning)))
+    # A warning just received has had no offers yet: no one to leave out.
+    asked = _offered_ids(warning) if warning.status != "received" else set()
+    pick = choose(nearest_candidates(station, lat, lon, now, asked))
     if pick is None:
         mark_unassigned(warning, now)
         return None

@@ -118,8 +118,21 @@ def claim(
             .execution_options(synchronize_session=False)
         )
     )
-    db.session.commit()
+    _commit_without_fsync_wait()
     return sorted(claimed)
+
+
+def _commit_without_fsync_wait() -> None:
+    """Commit without waiting for PostgreSQL's WAL flush to disk.
+
+    Used for leases and for the intent written before a send: they are lost only if the
+    database *server's machine* crashes in the following fraction of a second (a killed
+    worker or a restarted PostgreSQL keeps them), and then the cost is one repeated send or
+    one re-claimed row. It saves a disk flush on the path between intake and the push.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+    db.session.commit()
 
 
 def _owned(message: OutboxMessage):
@@ -142,7 +155,7 @@ def checkpoint(message: OutboxMessage, now: datetime, extra_lease_s: float = 0, 
     if won != 1:
         db.session.rollback()
         raise LeaseLost(str(message.id))
-    db.session.commit()
+    _commit_without_fsync_wait()
     return payload
 
 

@@ -86,8 +86,10 @@ def create_warning():
     except warning_intake.IntakeError as exc:
         db.session.rollback()
         return _unprocessable(exc.errors)
+    # Built before the commit, which would expire the row and cost a reload.
+    body = _created_body(result)
     db.session.commit()
-    return jsonify(_created_body(result)), 201 if result.created else 200
+    return jsonify(body), 201 if result.created else 200
 
 
 def feedback(warning: Warning) -> dict:
