@@ -112,12 +112,17 @@
   function cacheUrls(reg) {
     var worker = reg.active || navigator.serviceWorker.controller;
     if (!worker) return;
-    var urls = [location.href];
+    var urls = [];
     document.querySelectorAll('script[src], link[rel="stylesheet"], link[rel="manifest"], link[rel="icon"]').forEach(function (el) {
       urls.push(el.src || el.href);
     });
     document.querySelectorAll("a[data-offline]").forEach(function (a) { urls.push(a.href); });
-    worker.postMessage({ type: "CACHE_URLS", urls: urls });
+    // This page, when the worker served it, is saved (and re-checked) by the worker already.
+    var saved = navigator.serviceWorker.controller && window.caches ? caches.match(location.href) : Promise.resolve(null);
+    saved.catch(function () { return null; }).then(function (hit) {
+      if (!hit) urls.unshift(location.href);
+      worker.postMessage({ type: "CACHE_URLS", urls: urls });
+    });
   }
 
   function serviceWorker() {
@@ -171,7 +176,9 @@
       if (el.matches("[data-now]") && !el.dataset.edited) return false;
       if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
       if (el.tagName === "SELECT") {
-        return Array.prototype.some.call(el.options, function (o) { return o.selected !== o.defaultSelected; });
+        // With no option marked selected, the browser shows the first one.
+        var first = Array.prototype.findIndex.call(el.options, function (o) { return o.defaultSelected; });
+        return el.selectedIndex !== Math.max(first, 0);
       }
       return el.value !== el.defaultValue;
     });
