@@ -111,9 +111,7 @@ def test_repeat_visit_renders_from_the_cache_then_the_fresh_copy_swaps_in(
     assert "李四" in page.evaluate("url => caches.match(url).then(r => r.text())", url)
 
 
-def test_fresh_copy_waits_behind_a_banner_while_the_officer_types(
-    app, make, live_server, context
-):
+def test_fresh_copy_waits_behind_a_banner_while_the_officer_types(app, make, live_server, context):
     page, url, w = _saved_warning_page(app, make, live_server, context)
     w.person_name = "李四"
     db.session.commit()
