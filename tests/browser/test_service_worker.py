@@ -134,8 +134,10 @@ def test_fresh_copy_waits_behind_a_banner_while_the_officer_types(app, make, liv
 
 
 def test_an_ended_session_never_shows_the_saved_pages_again(app, make, live_server, context):
-    page, url, _w = _saved_warning_page(app, make, live_server, context)
-    context.clear_cookies()  # the session ran out without a logout (a shared phone)
+    page, url, w = _saved_warning_page(app, make, live_server, context)
+    # The session ended on the server without a logout (a shared phone handed on).
+    w.owner.session_version += 1
+    db.session.commit()
     page.goto(url, wait_until="commit")
     # The background check finds no session: the saved pages are wiped and the login shows.
     page.wait_for_url("**/login**", timeout=15_000)
