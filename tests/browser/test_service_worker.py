@@ -142,3 +142,30 @@ def test_an_ended_session_never_shows_the_saved_pages_again(app, make, live_serv
     # The background check finds no session: the saved pages are wiped and the login shows.
     page.wait_for_url("**/login**", timeout=15_000)
     assert not page.evaluate("url => caches.match(url).then(r => !!r)", url)
+
+
+def test_the_next_officer_never_opens_the_previous_ones_saved_home(app, make, live_server, context):
+    st = make.station("CG")
+    first = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
+    second = make.user(st, "officer", "mj2", on_duty=True, lat=st.lat, lon=st.lon)
+    db.session.commit()
+    page = context.new_page()
+    login(page, live_server, "mj1", factories.PASSWORD)
+    sw_ready(page)
+    home = f"{live_server}/field/"
+    page.goto(home)
+    cached(page, home)
+    first.session_version += 1  # mj1's session ends without a logout; mj2 takes the phone
+    db.session.commit()
+
+    # The home is slow to arrive: a saved copy, if one were left, would show first.
+    original = app.view_functions["field.index"]
+
+    def slow():
+        time.sleep(3)
+        return original()
+
+    app.view_functions["field.index"] = slow
+    login(page, live_server, "mj2", factories.PASSWORD)
+    page.wait_for_load_state("domcontentloaded")
+    assert page.locator("#queue").get_attribute("data-user-id") == str(second.id)
