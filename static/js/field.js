@@ -76,12 +76,22 @@
           flash(mine.detail, ok ? "success" : "error");
           if (ok) {
             var target = form.dataset.goto || null;
-            setTimeout(function () { if (target) location.assign(target); else location.reload(); }, 600);
+            // The saved copies are now out of date: open the pages from the network.
+            forget([location.href, target]).then(function () {
+              setTimeout(function () { if (target) location.assign(target); else location.reload(); }, 600);
+            });
           }
         }, function () { flash(t("saved_offline"), "success"); });
       })
       .catch(function () { renew(form); })
       .then(function () { delete form.dataset.busy; });
+  }
+
+  function forget(urls) {
+    if (!window.caches) return Promise.resolve();
+    return caches.open("fieldapp-pages").then(function (c) {
+      return Promise.all(urls.filter(Boolean).map(function (u) { return c["delete"](new URL(u, location.href).href); }));
+    }).catch(function () {});
   }
 
   function setNow() {
@@ -102,12 +112,17 @@
   function cacheUrls(reg) {
     var worker = reg.active || navigator.serviceWorker.controller;
     if (!worker) return;
-    var urls = [location.href];
+    var urls = [];
     document.querySelectorAll('script[src], link[rel="stylesheet"], link[rel="manifest"], link[rel="icon"]').forEach(function (el) {
       urls.push(el.src || el.href);
     });
     document.querySelectorAll("a[data-offline]").forEach(function (a) { urls.push(a.href); });
-    worker.postMessage({ type: "CACHE_URLS", urls: urls });
+    // This page, when the worker served it, is saved (and re-checked) by the worker already.
+    var saved = navigator.serviceWorker.controller && window.caches ? caches.match(location.href) : Promise.resolve(null);
+    saved.catch(function () { return null; }).then(function (hit) {
+      if (!hit) urls.unshift(location.href);
+      worker.postMessage({ type: "CACHE_URLS", urls: urls });
+    });
   }
 
   function serviceWorker() {
@@ -134,8 +149,10 @@
     });
     navigator.serviceWorker.addEventListener("message", function (ev) {
       if (ev.data && ev.data.type === "queue-changed") Q.render().then(function () { Q.flush().catch(function () {}); });
-      if (ev.data && ev.data.type === "page-updated") {
-        flash(t("page_stale"), "success");
+      if (ev.data && ev.data.type === "page-gone") { location.reload(); return; }
+      if (ev.data && ev.data.type === "page-updated" && sameUrl(ev.data.url)) {
+        if (ev.data.fresh && idle()) { showFresh(); return; }
+        flash(t(ev.data.fresh ? "page_newer" : "page_stale"), "success");
         var again = document.createElement("button");
         again.type = "button";
         again.className = "small";
@@ -144,6 +161,42 @@
         document.getElementById("field-flash").appendChild(again);
       }
     });
+  }
+
+  function sameUrl(url) { return !url || url.split("#")[0] === location.href.split("#")[0]; }
+
+  // The officer is in the middle of something: a field has the focus or was changed, a dialog
+  // is open, or an entry is being stored. The fresh page must not pull that away.
+  function idle() {
+    if (document.querySelector("dialog[open], form[data-busy]")) return false;
+    var active = document.activeElement;
+    if (active && active.matches && active.matches("input, textarea, select")) return false;
+    return !Array.prototype.some.call(document.querySelectorAll("input, textarea, select"), function (el) {
+      if (el.type === "hidden" || el.type === "submit" || el.type === "button") return false;
+      if (el.matches("[data-now]") && !el.dataset.edited) return false;
+      if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+      if (el.tagName === "SELECT") {
+        // With no option marked selected, the browser shows the first one.
+        var first = Array.prototype.findIndex.call(el.options, function (o) { return o.defaultSelected; });
+        return el.selectedIndex !== Math.max(first, 0);
+      }
+      return el.value !== el.defaultValue;
+    });
+  }
+
+  // The service worker has just saved the fresh copy: open it (from the cache, no second
+  // fetch), keeping the officer's place on the page.
+  function showFresh() {
+    try { sessionStorage.setItem("fieldapp-scroll", JSON.stringify({ url: location.href, y: window.scrollY })); } catch (e) { /* private mode */ }
+    location.replace(location.href.split("#")[0]);
+  }
+
+  function restoreScroll() {
+    try {
+      var saved = JSON.parse(sessionStorage.getItem("fieldapp-scroll") || "null");
+      sessionStorage.removeItem("fieldapp-scroll");
+      if (saved && saved.url === location.href) window.scrollTo(0, saved.y);
+    } catch (e) { /* nothing to restore */ }
   }
 
   function testAlert() {
@@ -198,6 +251,7 @@
   }
 
   forgetOtherUser();
+  restoreScroll();
   document.addEventListener("submit", onSubmit);
   document.addEventListener("input", function (ev) {
     if (ev.target.matches && ev.target.matches("input[data-now]")) ev.target.dataset.edited = "1";
