@@ -85,6 +85,13 @@ def _cell(value):
     return value
 
 
+def _breakdown(w: _SafeWriter, heading: str, rows) -> None:
+    """One breakdown table (by fraud type, by officer): label, received, reached, persuaded."""
+    w.writerow([heading, _("Received"), _("Reached"), _("Persuaded"), _("Persuasion rate")])
+    for label, b in rows:
+        w.writerow([label, b.received, b.reached, b.persuaded, fmt_rate(b.persuasion_rate)])
+
+
 def csv_bytes(fig: Figures, station_label: str) -> bytes:
     """UTF-8 with BOM and CRLF, so Excel opens it with the Chinese intact."""
     out = io.StringIO()
@@ -96,29 +103,13 @@ def csv_bytes(fig: Figures, station_label: str) -> bytes:
     for row in summary_rows(fig):
         w.writerow(row)
     w.writerow([])
-    w.writerow([_("Fraud type"), _("Received"), _("Reached"), _("Persuaded"), _("Persuasion rate")])
-    for b in fig.fraud_types:
-        w.writerow(
-            [
-                labels.label(labels.FRAUD_TYPES, b.key),
-                b.received,
-                b.reached,
-                b.persuaded,
-                fmt_rate(b.persuasion_rate),
-            ]
-        )
+    _breakdown(
+        w,
+        _("Fraud type"),
+        [(labels.label(labels.FRAUD_TYPES, b.key), b) for b in fig.fraud_types],
+    )
     w.writerow([])
-    w.writerow([_("Officer"), _("Warnings"), _("Reached"), _("Persuaded"), _("Persuasion rate")])
-    for b in fig.officers:
-        w.writerow(
-            [
-                b.label or _("Not assigned"),
-                b.received,
-                b.reached,
-                b.persuaded,
-                fmt_rate(b.persuasion_rate),
-            ]
-        )
+    _breakdown(w, _("Officer"), [(b.label or _("Not assigned"), b) for b in fig.officers])
     w.writerow([])
     w.writerow([_("Officer"), _("Offers"), _("Accepts"), _("Declines"), _("Open warnings now")])
     for wl in fig.workload:

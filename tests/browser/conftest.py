@@ -78,3 +78,19 @@ def cached(page, url: str) -> None:
     page.wait_for_function(
         "url => caches.match(url).then(r => !!r)", arg=url, polling=100, timeout=10_000
     )
+
+
+def open_saved_page(context, base: str, path: str, username: str = "mj1"):
+    """Log `username` in, open `path` and wait until the service worker has saved it.
+
+    Returns (page, url): the starting point of every offline and cache test.
+    """
+    from tests import factories
+
+    page = context.new_page()
+    login(page, base, username, factories.PASSWORD)
+    sw_ready(page)
+    url = f"{base}{path}"
+    page.goto(url)
+    cached(page, url)
+    return page, url

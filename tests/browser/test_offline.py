@@ -7,7 +7,7 @@ from fieldapp import clock, dispatch
 from fieldapp.extensions import db
 from fieldapp.models import ContactAttempt, Outcome
 from tests import factories
-from tests.browser.conftest import cached, login, sw_ready
+from tests.browser.conftest import login, open_saved_page, sw_ready
 
 pytestmark = pytest.mark.browser
 
@@ -38,12 +38,7 @@ def pending(page) -> int:
 
 def test_offline_attempt_and_outcome_sent_exactly_once(owned, live_server, context):
     w = owned["warning"]
-    page = context.new_page()
-    login(page, live_server, "mj1", factories.PASSWORD)
-    sw_ready(page)
-    url = f"{live_server}/field/w/{w.id}"
-    page.goto(url)
-    cached(page, url)
+    page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
 
     context.set_offline(True)
     page.click('form[data-kind="attempt"] button[value="phone"]')
@@ -91,12 +86,7 @@ def test_offline_attempt_and_outcome_sent_exactly_once(owned, live_server, conte
 
 def test_conflict_is_shown_when_reassigned_before_sending(owned, live_server, context):
     w = owned["warning"]
-    page = context.new_page()
-    login(page, live_server, "mj1", factories.PASSWORD)
-    sw_ready(page)
-    url = f"{live_server}/field/w/{w.id}"
-    page.goto(url)
-    cached(page, url)
+    page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
     context.set_offline(True)
     page.click('form[data-kind="attempt"] button[value="visit"]')
     page.wait_for_function("() => document.getElementById('queue').dataset.pending === '1'")
@@ -118,12 +108,7 @@ def test_conflict_is_shown_when_reassigned_before_sending(owned, live_server, co
 
 def test_logout_warns_about_unsent_entries_then_wipes(owned, live_server, context):
     w = owned["warning"]
-    page = context.new_page()
-    login(page, live_server, "mj1", factories.PASSWORD)
-    sw_ready(page)
-    url = f"{live_server}/field/w/{w.id}"
-    page.goto(url)
-    cached(page, url)
+    page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
     context.set_offline(True)
     page.click('form[data-kind="attempt"] button[value="phone"]')
     page.wait_for_function("() => document.getElementById('queue').dataset.pending === '1'")

@@ -9,24 +9,13 @@ from flask import Response
 from fieldapp import clock, dispatch
 from fieldapp.extensions import db
 from tests import factories
-from tests.browser.conftest import cached, login, sw_ready
+from tests.browser.conftest import cached, login, open_saved_page, sw_ready
 
 pytestmark = pytest.mark.browser
 
 
 def test_update_banner_then_new_version_takes_over(app, make, live_server, context):
-    st = make.station("CG")
-    officer = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
-    w = make.warning(st)
-    dispatch.make_offer(w, officer, clock.now())
-    dispatch.accept(w, officer, clock.now())
-    db.session.commit()
-    page = context.new_page()
-    login(page, live_server, "mj1", factories.PASSWORD)
-    sw_ready(page)
-    url = f"{live_server}/field/w/{w.id}"
-    page.goto(url)
-    cached(page, url)
+    page, _url, _w = _saved_warning_page(app, make, live_server, context)
     assert "fieldapp-static-field-v1" in page.evaluate("caches.keys()")
 
     source = Path(app.static_folder, "sw.js").read_text(encoding="utf-8")
@@ -62,12 +51,7 @@ def _saved_warning_page(app, make, live_server, context):
     dispatch.make_offer(w, officer, clock.now())
     dispatch.accept(w, officer, clock.now())
     db.session.commit()
-    page = context.new_page()
-    login(page, live_server, "mj1", factories.PASSWORD)
-    sw_ready(page)
-    url = f"{live_server}/field/w/{w.id}"
-    page.goto(url)
-    cached(page, url)
+    page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
     return page, url, w
 
 
