@@ -221,8 +221,8 @@ def _history(rng, stations, officers, now) -> None:
                 _closed_warning(rng, station, officers[station.id], received, f"DEMO-{ref:06d}")
 
 
-def _closed_warning(rng, station, staff, received, ref) -> None:
-    warning = _new_warning(rng, station, received, ref)
+def _stored(warning: Warning) -> Warning:
+    """Add a demo warning with its "received" event, timed when it arrived."""
     db.session.add(warning)
     db.session.flush()
     events.record(
@@ -231,7 +231,12 @@ def _closed_warning(rng, station, staff, received, ref) -> None:
         source="api",
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
-    ).created_at = received
+    ).created_at = warning.received_at
+    return warning
+
+
+def _closed_warning(rng, station, staff, received, ref) -> None:
+    warning = _stored(_new_warning(rng, station, received, ref))
     pool = [u for u in staff if u.role == "officer" or station.auxiliaries_take_offers]
     t = received
     for rank in range(1, 4):
@@ -320,15 +325,8 @@ def _open_now(rng, stations, now) -> None:
     """A few warnings arriving right now, dispatched for real to the nearest officers."""
     for n in range(6):
         station = stations[n % len(stations)]
-        warning = _new_warning(rng, station, now - timedelta(minutes=6 - n), f"DEMO-NOW-{n}")
-        db.session.add(warning)
-        db.session.flush()
-        events.record(
-            "received",
-            warning=warning,
-            source="api",
-            fraud_type=warning.fraud_type,
-            risk_level=warning.risk_level,
+        warning = _stored(
+            _new_warning(rng, station, now - timedelta(minutes=6 - n), f"DEMO-NOW-{n}")
         )
         dispatch.dispatch(warning, now)
 
