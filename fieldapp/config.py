@@ -55,6 +55,8 @@ def load(instance_path: str) -> dict:
         ),
         "VAPID_SUBJECT": os.environ.get("VAPID_SUBJECT", "mailto:fieldapp@localhost"),
         "WORKER_IN_PROCESS": _bool(os.environ.get("FIELDAPP_WORKER_IN_PROCESS"), is_sqlite),
+        # A new warning's first push leaves from the intake request itself (express.py).
+        "EXPRESS_PUSH": _bool(os.environ.get("FIELDAPP_EXPRESS_PUSH"), True),
         "SMS_BACKEND": os.environ.get("FIELDAPP_SMS_BACKEND", "log"),
         "SMS_HTTP_URL": os.environ.get("FIELDAPP_SMS_HTTP_URL", ""),
         "SMS_HTTP_TEMPLATE": os.environ.get(

@@ -135,7 +135,7 @@ def import_csv(raw: bytes, chief: User) -> ImportReport:
     if report.errors:
         return report
     for _line, data in inputs:
-        report.created.append(warning_intake.enter_by_hand(data, chief, source="csv"))
+        report.created.append(warning_intake.enter_by_hand(data, chief, source="csv").warning)
     return report
 
 

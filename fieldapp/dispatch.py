@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from fieldapp import clock, events, geo, outbox
 from fieldapp.extensions import db
-from fieldapp.models import OPEN_STATUSES, Offer, Station, User, Warning
+from fieldapp.models import OPEN_STATUSES, Offer, OutboxMessage, Station, User, Warning
 
 # Officers this close to the nearest one count as equally near; the lighter workload wins.
 TIE_M = 50.0
@@ -137,11 +137,11 @@ def _offered_ids(warning: Warning) -> set[int]:
     )
 
 
-def _notify(user_id: int, kind: str, warning: Warning, offer: Offer | None = None) -> None:
+def _notify(user_id: int, kind: str, warning: Warning, offer: Offer | None = None) -> OutboxMessage:
     payload = {"user_id": user_id, "push_kind": kind, "warning_id": warning.id}
     if offer is not None:
         payload["offer_id"] = offer.id
-    outbox.enqueue("push", payload)
+    return outbox.enqueue("push", payload)
 
 
 def make_offer(
@@ -152,14 +152,35 @@ def make_offer(
     distance_m: float | None = None,
     reason: str = "dispatch",
     actor: User | None = None,
+    rank: int | None = None,
 ) -> Offer:
-    """Offer `warning` to `officer`, with its push, SMS fallback check and timeout queued."""
+    """Offer `warning` to `officer`, with its push, SMS fallback check and timeout queued.
+
+    `rank` (the offer's place in the warning's chain) is counted when not given.
+    """
+    return _offer_with_push(
+        warning, officer, now, distance_m=distance_m, reason=reason, actor=actor, rank=rank
+    )[0]
+
+
+def _offer_with_push(
+    warning: Warning,
+    officer: User,
+    now: datetime,
+    *,
+    distance_m: float | None,
+    reason: str,
+    actor: User | None,
+    rank: int | None,
+) -> tuple[Offer, OutboxMessage]:
     station = warning.station
-    rank = 1
-    if warning.status != "received":  # a new warning's first offer needs no count
-        rank += (
-            db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id)) or 0
-        )
+    if rank is None:
+        rank = 1
+        if warning.status != "received":  # a new warning's first offer needs no count
+            rank += (
+                db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id))
+                or 0
+            )
     offer = Offer(
         warning_id=warning.id,
         officer_id=officer.id,
@@ -184,14 +205,14 @@ def make_offer(
         distance_m=round(distance_m) if distance_m is not None else None,
         reason=reason,
     )
-    _notify(officer.id, "offer", warning, offer)
+    push = _notify(officer.id, "offer", warning, offer)
     outbox.enqueue(
         "receipt_check",
         {"offer_id": offer.id},
         due_at=now + timedelta(seconds=station.receipt_timeout_s),
     )
     outbox.enqueue("offer_timeout", {"offer_id": offer.id}, due_at=offer.expires_at)
-    return offer
+    return offer, push
 
 
 def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
@@ -206,6 +227,40 @@ def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
         mark_unassigned(warning, now)
         return None
     return make_offer(warning, pick.officer, now, distance_m=pick.distance_m)
+
+
+def first_pick(warning: Warning, station: Station, now: datetime) -> Candidate | None:
+    """Whom a warning not yet stored goes to first (see `start`)."""
+    lat, lon = target_point(warning, station)
+    return choose(nearest_candidates(station, lat, lon, now))
+
+
+def start(
+    warning: Warning, pick: Candidate | None, now: datetime
+) -> tuple[Offer | None, OutboxMessage | None]:
+    """Dispatch a just-stored warning to `pick` from `first_pick`: (offer, its push row), or
+    (None, None) when nobody was found and the warning is unassigned.
+
+    Intake chooses before it inserts the warning, with the status this sets already on the
+    row, so the warning is written once instead of inserted and then updated.
+    """
+    if pick is None:
+        mark_unassigned(warning, now)
+        return None, None
+    return _offer_with_push(
+        warning,
+        pick.officer,
+        now,
+        distance_m=pick.distance_m,
+        reason="dispatch",
+        actor=None,
+        rank=1,
+    )
+
+
+def status_after(pick: Candidate | None) -> str:
+    """The status `start` gives a new warning."""
+    return "offered" if pick is not None else "unassigned"
 
 
 def mark_unassigned(warning: Warning, now: datetime) -> None:

@@ -5,6 +5,7 @@ import hmac
 import secrets
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from fieldapp import clock, events
 from fieldapp.extensions import db
@@ -37,7 +38,12 @@ def find_token(plaintext: str) -> IntakeToken | None:
     if not plaintext or len(plaintext) > 200:
         return None
     digest = hash_token(plaintext)
-    row = db.session.scalar(sa.select(IntakeToken).where(IntakeToken.token_hash == digest))
+    # The station comes along: intake needs it for every warning.
+    row = db.session.scalar(
+        sa.select(IntakeToken)
+        .options(joinedload(IntakeToken.station))
+        .where(IntakeToken.token_hash == digest)
+    )
     if row is None or row.revoked_at is not None:
         return None
     # The lookup is by hash already; compare again in constant time for good measure.

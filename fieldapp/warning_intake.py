@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from fieldapp import clock, dispatch, events, geo
 from fieldapp.api.schemas import WarningIn
 from fieldapp.extensions import db
-from fieldapp.models import IntakeToken, Station, User, Warning
+from fieldapp.models import IntakeToken, OutboxMessage, Station, User, Warning
 
 
 class IntakeError(Exception):
@@ -28,6 +28,7 @@ class IntakeResult:
     warning: Warning
     created: bool
     conflict: bool = False
+    push: OutboxMessage | None = None  # the first offer's push row, for express.prepare
 
 
 def content_hash(data: WarningIn) -> str:
@@ -89,28 +90,36 @@ def _existing(token: IntakeToken, source_ref: str) -> Warning | None:
     )
 
 
-def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
-    """Store and dispatch a warning from the centre; a repeated source_ref creates nothing."""
+def _repeat(token: IntakeToken, data: WarningIn) -> IntakeResult | None:
     existing = _existing(token, data.source_ref)
-    if existing is not None:
-        return IntakeResult(
-            existing, created=False, conflict=existing.content_hash != content_hash(data)
-        )
+    if existing is None:
+        return None
+    return IntakeResult(
+        existing, created=False, conflict=existing.content_hash != content_hash(data)
+    )
+
+
+def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
+    """Store and dispatch a warning from the centre; a repeated source_ref creates nothing.
+
+    The unique (token, source_ref) constraint finds repeats: a new warning, the common case,
+    costs no look-up first, and two identical requests racing each other cannot both insert.
+    """
     station = resolve_station(data, token)
     warning = build_warning(data, station, token_id=token.id)
+    pick = dispatch.first_pick(warning, station, warning.received_at)
+    warning.status = dispatch.status_after(pick)
     db.session.add(warning)
     try:
         db.session.flush()
     except IntegrityError:
-        # Another request with the same source_ref won the race; answer with its warning.
-        # Nothing else was written in this transaction yet, so rolling it back loses nothing.
+        # A repeat, or another request with the same source_ref won the race. Nothing else
+        # was written in this transaction yet, so rolling it back loses nothing.
         db.session.rollback()
-        existing = _existing(token, data.source_ref)
-        if existing is None:
+        repeat = _repeat(token, data)
+        if repeat is None:
             raise
-        return IntakeResult(
-            existing, created=False, conflict=existing.content_hash != content_hash(data)
-        )
+        return repeat
     # Once a minute is precise enough to see a token in use, and spares a write per warning.
     if token.last_used_at is None or warning.received_at - token.last_used_at > timedelta(
         minutes=1
@@ -124,16 +133,18 @@ def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
     )
-    dispatch.dispatch(warning, warning.received_at)
-    return IntakeResult(warning, created=True)
+    _offer, push = dispatch.start(warning, pick, warning.received_at)
+    return IntakeResult(warning, created=True, push=push)
 
 
-def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> Warning:
+def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> IntakeResult:
     """A chief types a warning in (e.g. from a phone call); it is dispatched like any other."""
     station = resolve_station(data, None)
     if not chief.is_admin and station.id != chief.station_id:
         raise IntakeError({"station_code": _("You can only enter warnings for your own station.")})
     warning = build_warning(data, station, created_by_id=chief.id)
+    pick = dispatch.first_pick(warning, station, warning.received_at)
+    warning.status = dispatch.status_after(pick)
     db.session.add(warning)
     db.session.flush()
     events.record(
@@ -144,5 +155,5 @@ def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> Warni
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
     )
-    dispatch.dispatch(warning, warning.received_at)
-    return warning
+    _offer, push = dispatch.start(warning, pick, warning.received_at)
+    return IntakeResult(warning, created=True, push=push)

@@ -34,11 +34,13 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Flask
 from flask_babel import force_locale
+from sqlalchemy.orm import joinedload
 
 from fieldapp import clock, dispatch, events, push, sms
 from fieldapp.extensions import db
@@ -88,25 +90,29 @@ def _claimable(now: datetime):
 
 def claim(
     worker: str, now: datetime, limit: int = BATCH, skip: set[int] = frozenset()
-) -> list[int]:
-    """Lease up to `limit` due rows to `worker` and commit; returns their ids.
+) -> list[OutboxMessage]:
+    """Lease up to `limit` due rows to `worker` and commit; returns them, oldest first.
 
     One UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) ... RETURNING: on
     PostgreSQL the subquery skips rows another worker is claiming and re-checks the condition
     on rows changed meanwhile; on SQLite the statement holds the write lock throughout.
+    The rows come back as plain snapshots outside the session, as they were when leased: as
+    session objects the commit would expire them and cost a read each before the handler.
     """
     candidates = sa.select(OutboxMessage.id).where(_claimable(now))
     if skip:
         candidates = candidates.where(OutboxMessage.id.not_in(list(skip)))
     candidates = candidates.order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit)
-    # A plain read first: an idle worker then never takes SQLite's write lock to find nothing.
-    if db.session.scalar(candidates) is None:
-        db.session.rollback()
-        return []
     if db.engine.dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    claimed = list(
-        db.session.scalars(
+    elif db.session.scalar(candidates) is None:
+        # A plain read first: an idle worker then never takes SQLite's write lock to find
+        # nothing. (PostgreSQL's UPDATE finding nothing locks nothing, so it needs no read.)
+        db.session.rollback()
+        return []
+    claimed = [
+        _snapshot(row)
+        for row in db.session.execute(
             sa.update(OutboxMessage)
             .where(OutboxMessage.id.in_(candidates.scalar_subquery()), _claimable(now))
             .values(
@@ -114,12 +120,17 @@ def claim(
                 locked_until=now + timedelta(seconds=LEASE_S),
                 attempts=OutboxMessage.attempts + 1,
             )
-            .returning(OutboxMessage.id)
+            .returning(*OutboxMessage.__table__.c)
             .execution_options(synchronize_session=False)
         )
-    )
+    ]
     _commit_without_fsync_wait()
-    return sorted(claimed)
+    return sorted(claimed, key=lambda m: (m.due_at, m.id))
+
+
+def _snapshot(row: sa.Row) -> OutboxMessage:
+    """An outbox row as a plain object outside the session: no commit expires it."""
+    return OutboxMessage(**row._asdict())
 
 
 def _commit_without_fsync_wait() -> None:
@@ -146,16 +157,19 @@ def _owned(message: OutboxMessage):
 def checkpoint(message: OutboxMessage, now: datetime, extra_lease_s: float = 0, **changes) -> dict:
     """Commit payload progress now (before a send), extending the lease; LeaseLost if gone."""
     payload = {**message.payload, **changes}
+    locked_until = now + timedelta(seconds=LEASE_S + extra_lease_s)
     won = db.session.execute(
         sa.update(OutboxMessage)
         .where(_owned(message))
-        .values(payload=payload, locked_until=now + timedelta(seconds=LEASE_S + extra_lease_s))
+        .values(payload=payload, locked_until=locked_until)
         .execution_options(synchronize_session=False)
     ).rowcount
     if won != 1:
         db.session.rollback()
         raise LeaseLost(str(message.id))
     _commit_without_fsync_wait()
+    # The claimed copy is a snapshot (see `claim`): keep it equal to what is now committed.
+    message.payload, message.locked_until = payload, locked_until
     return payload
 
 
@@ -212,14 +226,43 @@ def _retry(
         )
 
 
-def process(message_id: int, worker: str, now: datetime) -> str:
-    """Run one claimed row's handler; returns done, retry or lost."""
-    message = db.session.get(OutboxMessage, message_id)
-    if message is None or message.locked_by != worker or message.status != "pending":
+def _still_ours(message: OutboxMessage, worker: str, now: datetime) -> OutboxMessage | None:
+    """The row as it is now if `worker` still holds its lease, else None."""
+    if message.locked_until - now > timedelta(seconds=LEASE_S - 1):
+        return message  # leased under a second ago: nobody else can have taken it
+    # Slow handlers before it in the batch may have let the lease run out.
+    row = db.session.execute(
+        sa.select(*OutboxMessage.__table__.c).where(OutboxMessage.id == message.id)
+    ).first()
+    if row is None:
+        return None
+    fresh = _snapshot(row)
+    ours = (
+        fresh.locked_by == worker
+        and fresh.status == "pending"
+        and fresh.locked_until is not None
+        and fresh.locked_until > now
+    )
+    return fresh if ours else None
+
+
+def process(claimed: OutboxMessage, worker: str, now: datetime) -> str:
+    """Run the handler of a row `claim` returned; returns done, retry or lost."""
+    message = _still_ours(claimed, worker, now)
+    if message is None:
         return "lost"
     handler = HANDLERS[message.kind]
+    return run_leased(message, now, lambda: handler(message, now))
+
+
+def run_leased(message: OutboxMessage, now: datetime, work: Callable[[], dict | None]) -> str:
+    """Run `work` for a row leased to `message.locked_by`, then mark it done or due again.
+
+    Returns done, retry or lost. Shared by the worker and by the express send (express.py).
+    """
+    worker, message_id = message.locked_by, message.id
     try:
-        changes = handler(message, now)
+        changes = work()
     except LeaseLost:
         return "lost"
     except RetryLater as exc:
@@ -252,12 +295,12 @@ def run_once(worker: str | None = None, now: datetime | None = None) -> dict[str
     seen: set[int] = set()
     while True:
         at = now or clock.now()
-        ids = claim(worker, at, skip=seen)
-        if not ids:
+        batch = claim(worker, at, skip=seen)
+        if not batch:
             break
-        for message_id in ids:
-            seen.add(message_id)
-            counts[process(message_id, worker, now or clock.now())] += 1
+        for message in batch:
+            seen.add(message.id)
+            counts[process(message, worker, now or clock.now())] += 1
     heartbeat(worker, now or clock.now())
     return counts
 
@@ -310,52 +353,79 @@ def _ttl(push_kind: str, offer: Offer | None, warning: Warning | None, now, test
     return TEST_TTL_S if test else DEFAULT_TTL_S
 
 
-def handle_push(message: OutboxMessage, now: datetime) -> dict | None:
-    """Send one notification to every subscription of payload.user_id (see crash windows)."""
+@dataclass
+class PushJob:
+    """One push row, ready to go: rendered payload and the devices still to serve."""
+
+    targets: list[tuple[int, dict]]  # (subscription id, subscription_info)
+    payload: dict
+    ttl: int
+    urgency: str
+    uncertain: list[int]
+    offer_id: int | None
+
+
+def prepare_push(message: OutboxMessage, now: datetime) -> PushJob | dict:
+    """Everything `deliver_push` needs, or the row's final changes when there is nothing to send."""
     data = message.payload
-    user = db.session.get(User, data.get("user_id"))
+    # The recipient with their devices, and the offer with its warning: two reads, because
+    # every one of them sits between a new warning and the phone that buzzes for it.
+    rows = db.session.execute(
+        sa.select(User, PushSubscription)
+        .outerjoin(PushSubscription, PushSubscription.user_id == User.id)
+        .where(User.id == data.get("user_id"))
+        .order_by(PushSubscription.id)
+    ).all()
+    user = rows[0][0] if rows else None
     if user is None or not user.active:
         return {"skipped": "no_user"}
-    offer = db.session.get(Offer, data["offer_id"]) if data.get("offer_id") else None
+    subs = [sub for _user, sub in rows if sub is not None]
+    offer = (
+        db.session.get(Offer, data["offer_id"], options=[joinedload(Offer.warning)])
+        if data.get("offer_id")
+        else None
+    )
     if offer is not None and offer.status != "pending":
         # Answered, cancelled or expired before we got to it: buzzing now would mislead.
         return {"skipped": f"offer_{offer.status}"}
     warning = db.session.get(Warning, data["warning_id"]) if data.get("warning_id") else None
     push_kind = data.get("push_kind", "reminder")
     test = bool(data.get("test"))
-    message_id = message_id_of(message)
 
     handled = {*data.get("sent", []), *data.get("gone", []), *data.get("rejected", [])}
     uncertain = set(data.get("uncertain", [])) | set(data.get("inflight", []))
-    subs = list(
-        db.session.scalars(
-            sa.select(PushSubscription)
-            .where(PushSubscription.user_id == user.id)
-            .order_by(PushSubscription.id)
-        )
-    )
     todo = [s for s in subs if s.id not in handled and s.id not in uncertain]
-    payload = push.build_payload(message_id, push_kind, user, warning, offer, test=test)
-    ttl = _ttl(push_kind, offer, warning, now, test)
-    urgency = "high" if push_kind in ("offer", "help") else "normal"
-    targets = [(s.id, push.subscription_info(s)) for s in todo]
-    if not targets:
+    if not todo:
         return {"inflight": [], "uncertain": sorted(uncertain)}
+    return PushJob(
+        targets=[(s.id, push.subscription_info(s)) for s in todo],
+        payload=push.build_payload(
+            message_id_of(message), push_kind, user, warning, offer, test=test
+        ),
+        ttl=_ttl(push_kind, offer, warning, now, test),
+        urgency="high" if push_kind in ("offer", "help") else "normal",
+        uncertain=sorted(uncertain),
+        offer_id=offer.id if offer is not None else None,
+    )
 
+
+def deliver_push(message: OutboxMessage, job: PushJob, now: datetime) -> dict:
+    """Commit the intent, send to each target, record what the push service said."""
+    message_id = message_id_of(message)
     # The intent, committed before any byte leaves: see crash window 2.
     progress = checkpoint(
         message,
         now,
-        extra_lease_s=len(targets) * push.SEND_TIMEOUT_S,
-        inflight=[t[0] for t in targets],
-        uncertain=sorted(uncertain),
+        extra_lease_s=len(job.targets) * push.SEND_TIMEOUT_S,
+        inflight=[t[0] for t in job.targets],
+        uncertain=job.uncertain,
     )
     sent = list(progress.get("sent", []))
     gone = list(progress.get("gone", []))
     rejected = list(progress.get("rejected", []))
     retry: RetryLater | None = None
     retry_after: float | None = None
-    for sub_id, info in targets:
+    for sub_id, info in job.targets:
         sub = PushSubscription(
             id=sub_id,
             endpoint=info["endpoint"],
@@ -363,7 +433,7 @@ def handle_push(message: OutboxMessage, now: datetime) -> dict | None:
             auth=info["keys"]["auth"],
         )
         try:
-            result = push.send(sub, payload, ttl=ttl, urgency=urgency, topic=message_id)
+            result = push.send(sub, job.payload, ttl=job.ttl, urgency=job.urgency, topic=message_id)
         except RetryLater as exc:
             retry = exc
             if exc.after_s is not None:
@@ -385,15 +455,22 @@ def handle_push(message: OutboxMessage, now: datetime) -> dict | None:
         # Keep what went through, so the retry serves only the failed subscriptions.
         checkpoint(message, now, **changes)
         raise RetryLater(str(retry), after_s=retry_after)
-    if offer is not None and sent:
+    if job.offer_id is not None and sent:
         db.session.execute(
             sa.update(Offer)
-            .where(Offer.id == offer.id, Offer.sent_at.is_(None))
+            .where(Offer.id == job.offer_id, Offer.sent_at.is_(None))
             .values(sent_at=now)
             .execution_options(synchronize_session=False)
         )
+        offer = db.session.get(Offer, job.offer_id)
         events.record("push_sent", warning=offer.warning, offer_id=offer.id, devices=len(sent))
     return changes
+
+
+def handle_push(message: OutboxMessage, now: datetime) -> dict | None:
+    """Send one notification to every subscription of payload.user_id (see crash windows)."""
+    job = prepare_push(message, now)
+    return job if isinstance(job, dict) else deliver_push(message, job, now)
 
 
 def _record_results(sent: list[int], rejected: list[int], now: datetime) -> None:

@@ -69,6 +69,8 @@ def _config(database_url: str, instance_dir) -> dict:
         "STREAM_SECONDS": 2,
         "BOARD_STREAM_SECONDS": 2,
         "WORKER_IN_PROCESS": False,
+        # Tests drive the worker by hand; tests/test_express.py turns the express send on.
+        "EXPRESS_PUSH": False,
         "VAPID_PRIVATE_KEY_FILE": str(instance_dir / "vapid_private.pem"),
         "VAPID_SUBJECT": "mailto:test@example.org",
         "SERVER_NAME": "localhost",

@@ -181,10 +181,10 @@ def test_failing_flush_mid_dispatch_leaves_nothing(app, client, make, intake, mo
 
     before = _counts()
 
-    def broken(warning, now=None):
+    def broken(*args, **kwargs):
         raise sa.exc.OperationalError("INSERT INTO offers", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(dispatch, "dispatch", broken)
+    monkeypatch.setattr(dispatch, "start", broken)
     resp = client.post("/api/v1/warnings", json=make.intake_body(), headers=intake)
     assert resp.status_code == 503
     db.session.expire_all()

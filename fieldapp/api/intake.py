@@ -4,7 +4,7 @@ from flask import current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 from pydantic import ValidationError
 
-from fieldapp import tokens, warning_intake
+from fieldapp import express, tokens, warning_intake
 from fieldapp.api import bp
 from fieldapp.api.errors import field_errors
 from fieldapp.api.schemas import WarningIn
@@ -88,8 +88,11 @@ def create_warning():
         return _unprocessable(exc.errors)
     # Built before the commit, which would expire the row and cost a reload.
     body = _created_body(result)
+    fast = express.prepare(result.push)
     db.session.commit()
-    return jsonify(body), 201 if result.created else 200
+    response = jsonify(body)
+    response.status_code = 201 if result.created else 200
+    return express.send_after(response, fast)
 
 
 def feedback(warning: Warning) -> dict:

@@ -5,7 +5,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from fieldapp import csv_import, warning_intake
+from fieldapp import csv_import, express, warning_intake
 from fieldapp.access import roles_required
 from fieldapp.extensions import db
 from fieldapp.intake import bp
@@ -35,14 +35,18 @@ def new_warning():
             errors = {"source_ref": _("A warning with this source_ref was already entered.")}
         if not errors:
             try:
-                warning = warning_intake.enter_by_hand(data, current_user)
+                result = warning_intake.enter_by_hand(data, current_user)
             except warning_intake.IntakeError as exc:
                 db.session.rollback()
                 errors = exc.errors
             else:
+                warning_id = result.warning.id
+                fast = express.prepare(result.push)
                 db.session.commit()
                 flash(_("Warning received and dispatched."), "success")
-                return redirect(url_for("board.index", _anchor=f"w{warning.id}"))
+                return express.send_after(
+                    redirect(url_for("board.index", _anchor=f"w{warning_id}")), fast
+                )
     status = 422 if errors else 200
     return render_template(
         "intake/new.html",
