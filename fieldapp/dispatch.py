@@ -158,21 +158,6 @@ def make_offer(
 
     `rank` (the offer's place in the warning's chain) is counted when not given.
     """
-    return _offer_with_push(
-        warning, officer, now, distance_m=distance_m, reason=reason, actor=actor, rank=rank
-    )[0]
-
-
-def _offer_with_push(
-    warning: Warning,
-    officer: User,
-    now: datetime,
-    *,
-    distance_m: float | None,
-    reason: str,
-    actor: User | None,
-    rank: int | None,
-) -> tuple[Offer, OutboxMessage]:
     station = warning.station
     if rank is None:
         rank = 1
@@ -181,8 +166,25 @@ def _offer_with_push(
                 db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id))
                 or 0
             )
+    offer = _new_offer(
+        warning, officer, now, station=station, distance_m=distance_m, reason=reason, rank=rank
+    )
+    db.session.flush()
+    _announce(warning, offer, now, actor=actor)
+    return offer
+
+
+def _new_offer(
+    warning: Warning,
+    officer: User,
+    now: datetime,
+    *,
+    station: Station,
+    distance_m: float | None,
+    reason: str,
+    rank: int,
+) -> Offer:
     offer = Offer(
-        warning_id=warning.id,
         officer_id=officer.id,
         rank=rank,
         distance_m=distance_m,
@@ -191,28 +193,36 @@ def _offer_with_push(
         created_at=now,
         expires_at=now + timedelta(seconds=station.ack_timeout_s),
     )
+    if warning.id is None:
+        offer.warning = warning  # not stored yet: both are inserted in one flush
+    else:
+        offer.warning_id = warning.id
     db.session.add(offer)
     warning.status = "offered"
     warning.last_action_at = now
-    db.session.flush()
+    return offer
+
+
+def _announce(warning: Warning, offer: Offer, now: datetime, actor: User | None) -> OutboxMessage:
+    """The event of a stored offer, its push, SMS fallback check and timeout; returns the push."""
     events.record(
         "offered",
         warning=warning,
         actor=actor,
-        officer_id=officer.id,
+        officer_id=offer.officer_id,
         offer_id=offer.id,
-        rank=rank,
-        distance_m=round(distance_m) if distance_m is not None else None,
-        reason=reason,
+        rank=offer.rank,
+        distance_m=round(offer.distance_m) if offer.distance_m is not None else None,
+        reason=offer.reason,
     )
-    push = _notify(officer.id, "offer", warning, offer)
+    push = _notify(offer.officer_id, "offer", warning, offer)
     outbox.enqueue(
         "receipt_check",
         {"offer_id": offer.id},
-        due_at=now + timedelta(seconds=station.receipt_timeout_s),
+        due_at=now + timedelta(seconds=warning.station.receipt_timeout_s),
     )
     outbox.enqueue("offer_timeout", {"offer_id": offer.id}, due_at=offer.expires_at)
-    return offer, push
+    return push
 
 
 def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
@@ -229,38 +239,36 @@ def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
     return make_offer(warning, pick.officer, now, distance_m=pick.distance_m)
 
 
-def first_pick(warning: Warning, station: Station, now: datetime) -> Candidate | None:
-    """Whom a warning not yet stored goes to first (see `start`)."""
-    lat, lon = target_point(warning, station)
-    return choose(nearest_candidates(station, lat, lon, now))
+def plan_first(warning: Warning, station: Station, now: datetime) -> Offer | None:
+    """For a warning not yet stored: add its first offer, to the nearest eligible officer, or
+    mark it unassigned (None). Then store the warning and call `announce_first`.
 
-
-def start(
-    warning: Warning, pick: Candidate | None, now: datetime
-) -> tuple[Offer | None, OutboxMessage | None]:
-    """Dispatch a just-stored warning to `pick` from `first_pick`: (offer, its push row), or
-    (None, None) when nobody was found and the warning is unassigned.
-
-    Intake chooses before it inserts the warning, with the status this sets already on the
-    row, so the warning is written once instead of inserted and then updated.
+    Choosing before the insert writes the warning once, with its final status, and the
+    warning and its offer in one flush; their events and notifications follow in another.
     """
+    lat, lon = target_point(warning, station)
+    pick = choose(nearest_candidates(station, lat, lon, now))
     if pick is None:
-        mark_unassigned(warning, now)
-        return None, None
-    return _offer_with_push(
+        warning.status = "unassigned"
+        return None
+    return _new_offer(
         warning,
         pick.officer,
         now,
+        station=station,
         distance_m=pick.distance_m,
         reason="dispatch",
-        actor=None,
         rank=1,
     )
 
 
-def status_after(pick: Candidate | None) -> str:
-    """The status `start` gives a new warning."""
-    return "offered" if pick is not None else "unassigned"
+def announce_first(warning: Warning, offer: Offer | None, now: datetime) -> OutboxMessage | None:
+    """After `plan_first` and the insert: the offer's event and push row (returned), or the
+    chiefs' alerts when nobody could be asked."""
+    if offer is None:
+        mark_unassigned(warning, now)
+        return None
+    return _announce(warning, offer, now, actor=None)
 
 
 def mark_unassigned(warning: Warning, now: datetime) -> None:

@@ -107,8 +107,7 @@ def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
     """
     station = resolve_station(data, token)
     warning = build_warning(data, station, token_id=token.id)
-    pick = dispatch.first_pick(warning, station, warning.received_at)
-    warning.status = dispatch.status_after(pick)
+    offer = dispatch.plan_first(warning, station, warning.received_at)
     db.session.add(warning)
     try:
         db.session.flush()
@@ -133,7 +132,7 @@ def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
     )
-    _offer, push = dispatch.start(warning, pick, warning.received_at)
+    push = dispatch.announce_first(warning, offer, warning.received_at)
     return IntakeResult(warning, created=True, push=push)
 
 
@@ -143,8 +142,7 @@ def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> Intak
     if not chief.is_admin and station.id != chief.station_id:
         raise IntakeError({"station_code": _("You can only enter warnings for your own station.")})
     warning = build_warning(data, station, created_by_id=chief.id)
-    pick = dispatch.first_pick(warning, station, warning.received_at)
-    warning.status = dispatch.status_after(pick)
+    offer = dispatch.plan_first(warning, station, warning.received_at)
     db.session.add(warning)
     db.session.flush()
     events.record(
@@ -155,5 +153,5 @@ def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> Intak
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
     )
-    _offer, push = dispatch.start(warning, pick, warning.received_at)
+    push = dispatch.announce_first(warning, offer, warning.received_at)
     return IntakeResult(warning, created=True, push=push)

@@ -184,7 +184,7 @@ def test_failing_flush_mid_dispatch_leaves_nothing(app, client, make, intake, mo
     def broken(*args, **kwargs):
         raise sa.exc.OperationalError("INSERT INTO offers", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(dispatch, "start", broken)
+    monkeypatch.setattr(dispatch, "announce_first", broken)
     resp = client.post("/api/v1/warnings", json=make.intake_body(), headers=intake)
     assert resp.status_code == 503
     db.session.expire_all()
