@@ -18,8 +18,11 @@ from fieldapp.models import OPEN_STATUSES, Offer, OutboxMessage, Station, User, 
 
 # Officers this close to the nearest one count as equally near; the lighter workload wins.
 TIE_M = 50.0
-# Bounding boxes tried in turn before falling back to the whole station.
-SEARCH_RADII_M = (3_000.0, 15_000.0, 60_000.0, None)
+# A bounding box (index range scan) first, then the whole station. A station's officers are
+# tens, so the whole-station query is cheap; the box keeps a station of thousands fast too
+# (bench/bench_nearest.py). One box, not a ladder: in a rural county a small box is often
+# empty, and every extra rung is another round trip before the phone buzzes.
+SEARCH_RADII_M = (10_000.0, None)
 NEAREST_LIMIT = 8
 
 

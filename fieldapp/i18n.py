@@ -1,5 +1,8 @@
 """Language choice: Simplified Chinese first, English second, the user's choice remembered."""
 
+from functools import lru_cache
+
+from babel import Locale
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
@@ -7,8 +10,18 @@ from flask_login import current_user
 LANG_COOKIE = "lang"
 
 
-def select_locale() -> str:
+@lru_cache(maxsize=32)
+def locale(code: str) -> Locale:
+    """The Locale for `code`, parsed once: Babel's parse scans every locale name it knows."""
+    return Locale.parse(code)
+
+
+def select_locale() -> Locale:
     """The user's explicit choice, then their profile, then zh_CN."""
+    return locale(_choice())
+
+
+def _choice() -> str:
     if not has_request_context():  # CLI and worker: Chinese first, callers may force_locale
         return "zh_CN"
     languages = current_app.config["LANGUAGES"]

@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from pywebpush import WebPushException, webpush
 
-from fieldapp import labels, vapid
+from fieldapp import i18n, labels, vapid
 from fieldapp.models import Offer, PushSubscription, User, Warning
 from fieldapp.outbox import RetryLater
 
@@ -171,7 +171,7 @@ def build_payload(
     test: bool = False,
 ) -> dict:
     """The decrypted JSON of one push message, in `user`'s language."""
-    with force_locale(user.locale or DEFAULT_LOCALE):
+    with force_locale(i18n.locale(user.locale or DEFAULT_LOCALE)):
         title, body = texts(push_kind, warning, offer, test=test)
         actions = {"open": _("Open")}
         if push_kind in ("offer", "help"):

@@ -22,7 +22,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import validate_csrf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fieldapp import clock, dispatch, events, outbox, push
+from fieldapp import clock, dispatch, events, i18n, outbox, push
 from fieldapp.access import roles_required
 from fieldapp.api import bp
 from fieldapp.api.errors import field_errors
@@ -403,7 +403,7 @@ def stream():
             out = []
             for event in rows:
                 last_id = event.id
-                with force_locale(locale):
+                with force_locale(i18n.locale(locale)):
                     item = _stream_item(event, user)
                 if item is not None:
                     out.append(
