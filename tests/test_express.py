@@ -1,9 +1,13 @@
 """Express send: the intake request pushes its new offer itself, right after its response."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+import requests
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from fieldapp import worker
 from fieldapp.extensions import db
@@ -156,5 +160,29 @@ def test_chief_hand_entry_is_pushed_express_too(client, make, auth, express_on, 
     resp = client.post("/intake/new", data=form)
     assert resp.status_code == 302 and device.received == []
     resp.close()
+    assert [p["kind"] for p in device.payloads()] == ["offer"]
+    assert push_row().status == "done"
+
+
+def test_a_real_wsgi_server_sends_once_the_response_is_out(app, make, centre, express_on):
+    """Through werkzeug's threaded server, as `flask serve` runs it: close() comes after."""
+    headers, _officer, device = centre
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        resp = requests.post(
+            f"http://127.0.0.1:{server.port}/api/v1/warnings",
+            json=make.intake_body(location={"lat": LAT, "lon": LON}),
+            headers={**headers, "Host": "localhost"},
+            timeout=10,
+        )
+        assert resp.status_code == 201, resp.text
+        deadline = time.monotonic() + 10
+        while not device.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
     assert [p["kind"] for p in device.payloads()] == ["offer"]
     assert push_row().status == "done"
