@@ -290,3 +290,66 @@ def test_going_off_duty_hands_pending_offers_to_the_next_officer(make, station, 
     assert pending.officer_id == b.id
     assert kinds(w) == ["offered", "declined", "offered"]
     assert dispatch.set_duty(a, "off_duty", fake_clock.now()) == []  # no change, no event
+
+
+def _unsaved_warning(station, fake_clock, **kw):
+    now = fake_clock.now()
+    values = dict(
+        source_ref=f"NEW-{id(kw)}",
+        person_name="张三",
+        person_phone="13800138000",
+        fraud_type="fake_loan",
+        risk_level="high",
+        lat=LAT,
+        lon=LON,
+        station_id=station.id,
+        status="received",
+        received_at=now,
+        last_action_at=now,
+    )
+    values.update(kw)
+    return Warning(**values)
+
+
+def test_a_new_warning_is_planned_before_its_insert_and_written_once(make, station, fake_clock):
+    near = make.user(station, on_duty=True, lat=LAT + 0.001, lon=LON)
+    make.user(station, on_duty=True, lat=LAT + 0.01, lon=LON)
+    w = _unsaved_warning(station, fake_clock)
+    offer = dispatch.plan_first(w, station, fake_clock.now())
+    assert w.id is None and offer.officer_id == near.id and offer.rank == 1
+    assert w.status == "offered"
+    updates = []
+
+    def seen(_conn, _cursor, statement, *_rest):
+        updates.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        db.session.add(w)
+        db.session.flush()  # warning and offer together, the warning with its final status
+        push = dispatch.announce_first(w, offer, fake_clock.now())
+        db.session.flush()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    assert not [s for s in updates if s.lstrip().upper().startswith("UPDATE WARNINGS")]
+    assert offer.warning_id == w.id and kinds(w) == ["offered"]
+    assert push.payload == {
+        "user_id": near.id,
+        "push_kind": "offer",
+        "warning_id": w.id,
+        "offer_id": offer.id,
+    }
+    due = sorted(m.kind for m in db.session.scalars(sa.select(OutboxMessage)))
+    assert due == ["offer_timeout", "push", "receipt_check"]
+
+
+def test_a_new_warning_with_nobody_to_ask_is_stored_unassigned(make, station, fake_clock):
+    chief = make.user(station, "chief")
+    w = _unsaved_warning(station, fake_clock, source_ref="NEW-nobody")
+    assert dispatch.plan_first(w, station, fake_clock.now()) is None
+    assert w.status == "unassigned"
+    db.session.add(w)
+    db.session.flush()
+    assert dispatch.announce_first(w, None, fake_clock.now()) is None
+    assert kinds(w) == ["unassigned"]
+    assert pushes() == [{"user_id": chief.id, "push_kind": "reminder", "warning_id": w.id}]
