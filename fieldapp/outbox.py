@@ -9,7 +9,16 @@ from fieldapp.models import OutboxMessage
 
 def enqueue(kind: str, payload: dict, due_at: datetime | None = None) -> OutboxMessage:
     """Add work for the worker; it exists only if the surrounding transaction commits."""
-    message = OutboxMessage(kind=kind, payload=payload, due_at=due_at or clock.now())
+    # Lease columns set on every row, even empty: rows with the same columns are inserted in
+    # one statement, and a new offer's push row is leased at once (express.py).
+    message = OutboxMessage(
+        kind=kind,
+        payload=payload,
+        due_at=due_at or clock.now(),
+        attempts=0,
+        locked_by=None,
+        locked_until=None,
+    )
     db.session.add(message)
     return message
 
