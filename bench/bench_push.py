@@ -51,10 +51,8 @@ def make_app(url: str, tmp: str):
     os.environ["FIELDAPP_INSTANCE_PATH"] = tmp
     return create_app(
         {
+            # Engine options as deployed (fieldapp/config.py): pre-ping on PostgreSQL included.
             "SQLALCHEMY_DATABASE_URI": url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {}
-            if url.startswith("postgresql")
-            else {"connect_args": {"timeout": 30}},
             "SECRET_KEY": "bench",
             "WORKER_IN_PROCESS": False,
             "RATELIMIT_ENABLED": False,

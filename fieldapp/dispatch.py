@@ -9,6 +9,7 @@ cannot both win, on SQLite or on PostgreSQL.
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 
@@ -72,6 +73,37 @@ def workloads(user_ids: list[int]) -> dict[int, int]:
     return counts
 
 
+@lru_cache(maxsize=8)
+def _nearest_statement(boxed: bool, excluding: bool, limit: int) -> sa.Select:
+    """The nearest-officers query, built once per shape with bound parameters.
+
+    It sits between every new warning and the phone that buzzes for it, and building the
+    expression anew (and its cache key) costs about as much as the database takes to run it.
+    """
+    lat = sa.bindparam("lat", type_=sa.Float)
+    lon = sa.bindparam("lon", type_=sa.Float)
+    k = sa.bindparam("k", type_=sa.Float)
+    query = sa.select(User).where(
+        User.station_id == sa.bindparam("station_id"),
+        User.active.is_(True),
+        User.role.in_(sa.bindparam("roles", expanding=True)),
+        User.duty_status == "on_duty",
+        User.position_at >= sa.bindparam("fresh_after", type_=User.position_at.type),
+        User.lat.is_not(None),
+        User.lon.is_not(None),
+    )
+    if excluding:
+        query = query.where(User.id.not_in(sa.bindparam("exclude", expanding=True)))
+    if boxed:
+        query = query.where(
+            User.lat.between(sa.bindparam("lat_lo"), sa.bindparam("lat_hi")),
+            User.lon.between(sa.bindparam("lon_lo"), sa.bindparam("lon_hi")),
+        )
+    # Equirectangular distance is exact enough to order a county and needs no SQL trig.
+    approx = (User.lat - lat) * (User.lat - lat) + (User.lon - lon) * k * (User.lon - lon) * k
+    return query.order_by(approx, User.id).limit(limit)
+
+
 def nearest_candidates(
     station: Station,
     lat: float,
@@ -81,30 +113,25 @@ def nearest_candidates(
     limit: int = NEAREST_LIMIT,
 ) -> list[Candidate]:
     """On-duty officers of `station` with a fresh position, nearest first."""
-    fresh_after = now - timedelta(seconds=station.position_stale_s)
-    base = sa.select(User).where(
-        User.station_id == station.id,
-        User.active.is_(True),
-        User.role.in_(eligible_roles(station)),
-        User.duty_status == "on_duty",
-        User.position_at >= fresh_after,
-        User.lat.is_not(None),
-        User.lon.is_not(None),
-    )
+    params = {
+        "station_id": station.id,
+        "roles": list(eligible_roles(station)),
+        "fresh_after": now - timedelta(seconds=station.position_stale_s),
+        "lat": lat,
+        "lon": lon,
+        "k": math.cos(math.radians(lat)),
+    }
     if exclude_ids:
-        base = base.where(User.id.not_in(list(exclude_ids)))
-    # Equirectangular distance is exact enough to order a county and needs no SQL trig.
-    k = math.cos(math.radians(lat))
-    approx = (User.lat - lat) * (User.lat - lat) + (User.lon - lon) * k * (User.lon - lon) * k
+        params["exclude"] = sorted(exclude_ids)
     rows: list[User] = []
     for radius in SEARCH_RADII_M:
-        query = base
         if radius is not None:
             dlat, dlon = geo.degrees_box(lat, radius)
-            query = query.where(
-                User.lat.between(lat - dlat, lat + dlat), User.lon.between(lon - dlon, lon + dlon)
+            params.update(
+                lat_lo=lat - dlat, lat_hi=lat + dlat, lon_lo=lon - dlon, lon_hi=lon + dlon
             )
-        rows = list(db.session.scalars(query.order_by(approx, User.id).limit(limit)))
+        query = _nearest_statement(radius is not None, bool(exclude_ids), limit)
+        rows = list(db.session.scalars(query, params))
         # A box's corners lie farther than its radius: someone just outside an edge may be
         # nearer than a corner hit, so a box answer counts only when it lies inside the circle
         # (plus the tie margin, so tied officers are not cut off).
