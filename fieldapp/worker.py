@@ -165,13 +165,39 @@ def _owned(message: OutboxMessage):
     )
 
 
+# Statements on the path from a new warning to its push are built once, with bound
+# parameters: building one anew (and its cache key) costs about what the database takes.
+_CHECKPOINT = (
+    sa.update(OUTBOX)
+    .where(
+        OUTBOX.c.id == sa.bindparam("message_id"),
+        OUTBOX.c.locked_by == sa.bindparam("worker"),
+        OUTBOX.c.status == "pending",
+    )
+    .values(
+        payload=sa.bindparam("payload", type_=OUTBOX.c.payload.type),
+        locked_until=sa.bindparam("until", type_=OUTBOX.c.locked_until.type),
+    )
+)
+
+
 def checkpoint(message: OutboxMessage, now: datetime, extra_lease_s: float = 0, **changes) -> dict:
     """Commit payload progress now (before a send), extending the lease; LeaseLost if gone."""
     payload = {**message.payload, **changes}
     locked_until = now + timedelta(seconds=LEASE_S + extra_lease_s)
-    won = _core(
-        sa.update(OUTBOX).where(_owned(message)).values(payload=payload, locked_until=locked_until)
-    ).rowcount
+    won = (
+        db.session.connection()
+        .execute(
+            _CHECKPOINT,
+            {
+                "message_id": message.id,
+                "worker": message.locked_by,
+                "payload": payload,
+                "until": locked_until,
+            },
+        )
+        .rowcount
+    )
     if won != 1:
         db.session.rollback()
         raise LeaseLost(str(message.id))
@@ -366,17 +392,21 @@ class PushJob:
     offer_id: int | None
 
 
+# Built once, with bound parameters, like _CHECKPOINT.
+_RECIPIENT = (
+    sa.select(User, PushSubscription)
+    .outerjoin(PushSubscription, PushSubscription.user_id == User.id)
+    .where(User.id == sa.bindparam("user_id"))
+    .order_by(PushSubscription.id)
+)
+
+
 def prepare_push(message: OutboxMessage, now: datetime) -> PushJob | dict:
     """Everything `deliver_push` needs, or the row's final changes when there is nothing to send."""
     data = message.payload
     # The recipient with their devices, and the offer with its warning: two reads, because
     # every one of them sits between a new warning and the phone that buzzes for it.
-    rows = db.session.execute(
-        sa.select(User, PushSubscription)
-        .outerjoin(PushSubscription, PushSubscription.user_id == User.id)
-        .where(User.id == data.get("user_id"))
-        .order_by(PushSubscription.id)
-    ).all()
+    rows = db.session.execute(_RECIPIENT, {"user_id": data.get("user_id")}).all()
     user = rows[0][0] if rows else None
     if user is None or not user.active:
         return {"skipped": "no_user"}
