@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from flask import Flask
@@ -81,13 +82,36 @@ def new_name() -> str:
 # --- leases -------------------------------------------------------------------------------
 
 
-def _claimable(now: datetime):
+def _claimable():
+    now = sa.bindparam("now", type_=OUTBOX.c.due_at.type)
     return sa.and_(
         OUTBOX.c.status == "pending",
         OUTBOX.c.due_at <= now,
-        OUTBOX.c.kind.in_(list(HANDLERS)),
+        OUTBOX.c.kind.in_(sa.bindparam("kinds", expanding=True)),
         sa.or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until < now),
     )
+
+
+@lru_cache(maxsize=8)
+def _claim_statements(postgresql: bool, skipping: bool, limit: int):
+    """(candidates, claim) for one shape, built once: see _CHECKPOINT."""
+    candidates = sa.select(OUTBOX.c.id).where(_claimable())
+    if skipping:
+        candidates = candidates.where(OUTBOX.c.id.not_in(sa.bindparam("skip", expanding=True)))
+    candidates = candidates.order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(limit)
+    if postgresql:
+        candidates = candidates.with_for_update(skip_locked=True)
+    lease = (
+        sa.update(OUTBOX)
+        .where(OUTBOX.c.id.in_(candidates.scalar_subquery()), _claimable())
+        .values(
+            locked_by=sa.bindparam("worker"),
+            locked_until=sa.bindparam("until", type_=OUTBOX.c.locked_until.type),
+            attempts=OUTBOX.c.attempts + 1,
+        )
+        .returning(*OUTBOX.c)
+    )
+    return candidates, lease
 
 
 def claim(
@@ -101,30 +125,18 @@ def claim(
     The rows come back as plain snapshots outside the session, as they were when leased: as
     session objects the commit would expire them and cost a read each before the handler.
     """
-    candidates = sa.select(OUTBOX.c.id).where(_claimable(now))
+    postgresql = db.engine.dialect.name == "postgresql"
+    candidates, lease = _claim_statements(postgresql, bool(skip), limit)
+    params = {"now": now, "kinds": list(HANDLERS)}
     if skip:
-        candidates = candidates.where(OUTBOX.c.id.not_in(list(skip)))
-    candidates = candidates.order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(limit)
-    if db.engine.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    elif db.session.scalar(candidates) is None:
+        params["skip"] = sorted(skip)
+    if not postgresql and db.session.scalar(candidates, params) is None:
         # A plain read first: an idle worker then never takes SQLite's write lock to find
         # nothing. (PostgreSQL's UPDATE finding nothing locks nothing, so it needs no read.)
         db.session.rollback()
         return []
-    claimed = [
-        _snapshot(row)
-        for row in _core(
-            sa.update(OUTBOX)
-            .where(OUTBOX.c.id.in_(candidates.scalar_subquery()), _claimable(now))
-            .values(
-                locked_by=worker,
-                locked_until=now + timedelta(seconds=LEASE_S),
-                attempts=OUTBOX.c.attempts + 1,
-            )
-            .returning(*OUTBOX.c)
-        )
-    ]
+    params.update(worker=worker, until=now + timedelta(seconds=LEASE_S))
+    claimed = [_snapshot(row) for row in db.session.connection().execute(lease, params)]
     _commit_without_fsync_wait()
     return sorted(claimed, key=lambda m: (m.due_at, m.id))
 
