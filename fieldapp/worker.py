@@ -145,7 +145,7 @@ def _core(statement):
     """Run a Core statement on the session's connection, in its transaction.
 
     For the statements between a new warning and its push: the ORM's per-statement work
-    (sessions events, identity bookkeeping) costs about a tenth of a millisecond each, and
+    (session events, identity bookkeeping) costs about a tenth of a millisecond each, and
     these write plain columns of rows the session does not hold.
     """
     return db.session.connection().execute(statement)
