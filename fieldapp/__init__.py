@@ -61,7 +61,7 @@ class BoundedIntConverter(IntegerConverter):
 
 
 def register_extensions(app: Flask) -> None:
-    from fieldapp import i18n
+    from fieldapp import express, i18n
     from fieldapp.auth import sessions
 
     db.init_app(app)
@@ -80,6 +80,7 @@ def register_extensions(app: Flask) -> None:
     i18n.init_app(app)
     login_manager.init_app(app)
     sessions.init_login_manager(login_manager)
+    express.init_app(app)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

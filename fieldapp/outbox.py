@@ -11,16 +11,24 @@ def enqueue(kind: str, payload: dict, due_at: datetime | None = None) -> OutboxM
     """Add work for the worker; it exists only if the surrounding transaction commits."""
     # Lease columns set on every row, even empty: rows with the same columns are inserted in
     # one statement, and a new offer's push row is leased at once (express.py).
+    now = clock.now()
     message = OutboxMessage(
         kind=kind,
         payload=payload,
-        due_at=due_at or clock.now(),
+        due_at=due_at or now,
         attempts=0,
         locked_by=None,
         locked_until=None,
     )
     db.session.add(message)
+    if kind == "push" and message.due_at <= now:
+        # A request sends these itself once its response is out (express.py).
+        db.session.info.setdefault(DUE_NOW, []).append(message)
     return message
+
+
+# session.info key: the push rows this session queued for now.
+DUE_NOW = "outbox_pushes_due_now"
 
 
 class RetryLater(Exception):  # noqa: N818 - reads as what it asks for

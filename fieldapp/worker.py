@@ -92,10 +92,12 @@ def _claimable():
     )
 
 
-@lru_cache(maxsize=8)
-def _claim_statements(postgresql: bool, skipping: bool, limit: int):
+@lru_cache(maxsize=16)
+def _claim_statements(postgresql: bool, skipping: bool, limit: int, chosen: bool = False):
     """(candidates, claim) for one shape, built once: see _CHECKPOINT."""
     candidates = sa.select(OUTBOX.c.id).where(_claimable())
+    if chosen:
+        candidates = candidates.where(OUTBOX.c.id.in_(sa.bindparam("only", expanding=True)))
     if skipping:
         candidates = candidates.where(OUTBOX.c.id.not_in(sa.bindparam("skip", expanding=True)))
     candidates = candidates.order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(limit)
@@ -115,9 +117,14 @@ def _claim_statements(postgresql: bool, skipping: bool, limit: int):
 
 
 def claim(
-    worker: str, now: datetime, limit: int = BATCH, skip: set[int] = frozenset()
+    worker: str,
+    now: datetime,
+    limit: int = BATCH,
+    skip: set[int] = frozenset(),
+    only: list[int] | None = None,
 ) -> list[OutboxMessage]:
-    """Lease up to `limit` due rows to `worker` and commit; returns them, oldest first.
+    """Lease up to `limit` due rows to `worker` (of the ids `only`, when given) and commit;
+    returns them, oldest first.
 
     One UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) ... RETURNING: on
     PostgreSQL the subquery skips rows another worker is claiming and re-checks the condition
@@ -126,10 +133,12 @@ def claim(
     session objects the commit would expire them and cost a read each before the handler.
     """
     postgresql = db.engine.dialect.name == "postgresql"
-    candidates, lease = _claim_statements(postgresql, bool(skip), limit)
+    candidates, lease = _claim_statements(postgresql, bool(skip), limit, only is not None)
     params = {"now": now, "kinds": list(HANDLERS)}
     if skip:
         params["skip"] = sorted(skip)
+    if only is not None:
+        params["only"] = list(only)
     if not postgresql and db.session.scalar(candidates, params) is None:
         # A plain read first: an idle worker then never takes SQLite's write lock to find
         # nothing. (PostgreSQL's UPDATE finding nothing locks nothing, so it needs no read.)

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from fieldapp import worker
 from fieldapp.extensions import db
-from fieldapp.models import Event, Offer, OutboxMessage, Warning
+from fieldapp.models import Event, Offer, OutboxMessage, User, Warning
 from tests.pushservice import push_service_fixture, subscribe  # noqa: F401
 
 LAT, LON = 27.8170, 114.9230
@@ -186,3 +186,65 @@ def test_a_real_wsgi_server_sends_once_the_response_is_out(app, make, centre, ex
         thread.join(timeout=5)
     assert [p["kind"] for p in device.payloads()] == ["offer"]
     assert push_row().status == "done"
+
+
+def test_a_decline_sends_the_next_officers_offer_after_its_response(
+    client, make, auth, express_on, push_service, fake_clock
+):
+    station = make.station("DS", lat=LAT, lon=LON, ack_timeout_s=90)
+    first = make.user(station, "officer", "first_mj", on_duty=True, lat=LAT, lon=LON)
+    second = make.user(station, on_duty=True, lat=LAT + 0.01, lon=LON)
+    phone = push_service.device()
+    subscribe(second, phone)
+    w = make.warning(station, lat=LAT, lon=LON)
+    from fieldapp import dispatch
+
+    dispatch.make_offer(w, first, fake_clock.now())
+    db.session.commit()
+    auth.login("first_mj")
+    entry = {"client_id": "8a0c3c1e-3d7a-4a57-9f59-0d7a7c3b2a11", "kind": "decline"}
+    resp = auth.post_json("/api/v1/sync", {"entries": [{**entry, "warning_id": w.id}]})
+    assert resp.status_code == 200 and phone.received == []
+    resp.close()
+    [message] = phone.payloads()
+    assert message["kind"] == "offer" and message["warning_id"] == w.id
+    # Claimed like a worker would: the worker finds nothing left to send.
+    worker.run_once("w")
+    assert len(phone.received) == 1
+
+
+def test_the_test_alert_arrives_as_soon_as_the_response_is_out(
+    client, make, auth, express_on, push_service
+):
+    station = make.station("TA", lat=LAT, lon=LON)
+    make.user(station, "officer", "alert_mj")
+    officer = db.session.scalar(sa.select(User).where(User.username == "alert_mj"))
+    device = push_service.device()
+    subscribe(officer, device)
+    db.session.commit()
+    auth.login("alert_mj")
+    resp = auth.post_json("/api/v1/me/test-alert", {})
+    assert resp.status_code == 202
+    resp.close()
+    [payload] = device.payloads()
+    assert payload["message_id"] == resp.get_json()["message_id"]
+    assert push_row().status == "done"
+
+
+def test_a_rolled_back_request_sends_nothing(app, client, make, express_on, push_service):
+    """Pushes queued in a transaction that did not commit are not sent."""
+    from fieldapp import outbox
+
+    station = make.station("RB", lat=LAT, lon=LON)
+    officer = make.user(station)
+    device = push_service.device()
+    subscribe(officer, device)
+    db.session.commit()
+    with app.test_request_context("/"):
+        outbox.enqueue("push", {"user_id": officer.id, "push_kind": "reminder", "test": True})
+        db.session.flush()
+        db.session.rollback()
+        response = app.process_response(app.response_class("ok"))
+        response.close()
+    assert device.received == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 0
