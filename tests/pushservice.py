@@ -73,11 +73,21 @@ class Received:
 
 
 class PushService:
+    """Threaded HTTP server. `mode` "up" answers as above, "down" answers 503 to everything;
+    with `hold_after` set, requests past that many acceptances are held until `release`."""
+
     def __init__(self):
         self.devices: dict[str, Device] = {}
         self.errors: list[str] = []
         self.requests = 0
         self.last_accepted_at = 0.0
+        self.mode = "up"
+        self.accepted: list[dict] = []  # every decrypted payload answered 201, in order
+        self.refused = 0  # answered 503 because the service was down
+        self.hold_after: int | None = None
+        self.held_count = 0
+        self.held = threading.Event()  # set once a request is being held
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -87,6 +97,7 @@ class PushService:
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -158,6 +169,16 @@ class PushService:
                 body = self.rfile.read(length)
                 with service.lock:
                     service.requests += 1
+                if service.hold_after is not None and len(service.accepted) >= service.hold_after:
+                    with service.lock:
+                        service.held_count += 1
+                    service.held.set()
+                    service.release.wait(timeout=30)
+                    return None  # no answer: the sender cannot know whether it arrived
+                if service.mode == "down":
+                    with service.lock:
+                        service.refused += 1
+                    return self._reply(503, "60")
                 device = service.devices.get(self.path.rsplit("/", 1)[-1])
                 if device is None:
                     return self._reply(404)
@@ -191,6 +212,7 @@ class PushService:
                             "at": time.perf_counter(),
                         }
                     )
+                    service.accepted.append(payload)
                 service.last_accepted_at = time.perf_counter()
                 self.send_response(201)
                 self.send_header("Location", f"{service.origin}/m/{len(device.received)}")

@@ -20,8 +20,8 @@ from pywebpush import WebPushException, webpush
 
 from fieldapp import clock, vapid
 from fieldapp.extensions import db
-from fieldapp.models import OutboxMessage, PushSubscription
-from tests.fake_pushservice import PushService
+from fieldapp.models import OutboxMessage
+from tests.pushservice import push_service_fixture, subscribe  # noqa: F401
 from tests.worker_compat import run_worker_once
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,17 +38,8 @@ def _run_once(worker, app, now=None) -> int:
     return run_worker_once(worker, app, now=now)
 
 
-@pytest.fixture
-def push_service():
-    with PushService() as service:
-        yield service
-
-
 def _subscribe(push_service, user) -> None:
-    endpoint, keys = push_service.subscription_for(user.username)
-    db.session.add(
-        PushSubscription(user_id=user.id, endpoint=endpoint, p256dh=keys.p256dh, auth=keys.auth_b64)
-    )
+    subscribe(user, push_service.device())
 
 
 def _push_rows() -> list[OutboxMessage]:
@@ -70,9 +61,9 @@ def _county(make, push_service, officers: int = 3):
 
 def test_harness_self_check(app, push_service):
     """The fake push service decrypts real Web Push messages and can be down."""
-    endpoint, keys = push_service.subscription_for("selfcheck")
+    device = push_service.device()
     key = vapid.load_or_create(app.config["VAPID_PRIVATE_KEY_FILE"])
-    sub = {"endpoint": endpoint, "keys": {"p256dh": keys.p256dh, "auth": keys.auth_b64}}
+    sub = device.subscription_json()
     claims = {"sub": "mailto:test@example.org"}
     webpush(sub, '{"message_id": "m1", "v": 1}', vapid_private_key=key, vapid_claims=claims)
     assert push_service.accepted == [{"message_id": "m1", "v": 1}]
