@@ -1,13 +1,13 @@
 """Benchmark: the live board and a month's figures over a county-sized history.
 
     python bench/bench_board.py                                   # SQLite (temporary file)
-    python bench/bench_board.py postgresql://postgres@127.0.0.1:5432/bench_board
+    python bench/bench_board.py postgresql://postgres@127.0.0.1:5432/test
     BENCH_DATABASE_URL=postgresql://... python bench/bench_board.py
 
 The database is built by the migrations (so the indexes measured are the shipped ones), then
 filled with Core executemany: 3 stations, 60 field users, 100,000 closed warnings spread over
-the past year (offers, attempts, outcomes) and 1,000 open ones. A PostgreSQL database named
-in the URL is dropped and re-created. Targets: board ≤ 150 ms, a month's figures ≤ 500 ms.
+the past year (offers, attempts, outcomes) and 1,000 open ones. On PostgreSQL a scratch
+database is made beside the one named in the URL and dropped afterwards. Targets: board ≤ 150 ms, a month's figures ≤ 500 ms.
 Each figure is printed beside a floor measured in the same run (a bare count(*) and a bare
 Flask endpoint), so slow machines show as slow floors, not as failures.
 """
@@ -25,11 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import common  # noqa: E402  (bench/common.py)
 import sqlalchemy as sa  # noqa: E402
 from flask import has_app_context  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
-from fieldapp import board_view, clock, create_app, figures  # noqa: E402
+from fieldapp import board_view, clock, figures  # noqa: E402
 from fieldapp.extensions import db  # noqa: E402
 from fieldapp.models import (  # noqa: E402
     ContactAttempt,
@@ -45,21 +46,6 @@ OPEN = int(os.environ.get("BENCH_OPEN", 1_000))
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 FRAUD = ["online_shopping_refund", "fake_loan", "impersonating_boss", "order_brushing", "other"]
 OUTCOMES = ["persuaded"] * 5 + ["not_fraud"] * 3 + ["unreachable", "refused", "already_lost"]
-
-
-def _url() -> tuple[str, str | None]:
-    url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_DATABASE_URL", "")
-    if not url:
-        path = Path(tempfile.mkdtemp(prefix="bench-board-")) / "bench.db"
-        return f"sqlite:///{path}", None
-    parsed = sa.engine.make_url(url).set(drivername="postgresql+psycopg")
-    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-    engine.dispose()
-    return parsed.render_as_string(hide_password=False), admin
 
 
 def _naive(dt: datetime) -> datetime:
@@ -213,21 +199,28 @@ def timed(fn, repeat: int = 7) -> float:
 
 
 def main() -> None:
-    url, _admin = _url()
-    os.environ.setdefault("FIELDAPP_INSTANCE_PATH", tempfile.mkdtemp(prefix="bench-inst-"))
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {}
-            if url.startswith("postgresql")
-            else {"connect_args": {"timeout": 30}},
-            "SECRET_KEY": "bench",
-            "WORKER_IN_PROCESS": False,
-            "RATELIMIT_ENABLED": False,
-            "WTF_CSRF_ENABLED": False,
-            "TESTING": True,
-        }
+    base = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_DATABASE_URL", "")
+    drop = None
+    if base:
+        # A scratch database beside the one named: that one is never touched.
+        url, drop = common.scratch_pg(base, "bench_board")
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-board-')) / 'bench.db'}"
+    app = common.make_app(
+        url,
+        tempfile.mkdtemp(prefix="bench-inst-"),
+        WTF_CSRF_ENABLED=False,
+        TESTING=True,
     )
+    try:
+        measure(app)
+    finally:
+        if drop:
+            drop()
+
+
+def measure(app) -> None:
+    """Fill the database, time the board and the figures, print them beside their floors."""
     clock.now = lambda: NOW
     with app.app_context():
         upgrade()

@@ -14,7 +14,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,9 +21,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import common  # noqa: E402  (bench/common.py)
 from flask_migrate import upgrade  # noqa: E402
 
-from fieldapp import create_app, dispatch  # noqa: E402
+from fieldapp import dispatch  # noqa: E402
 from fieldapp.extensions import db  # noqa: E402
 from fieldapp.models import Station, User  # noqa: E402
 
@@ -33,44 +33,8 @@ QUERIES = 300
 CENTRE = (27.8170, 114.9230)
 
 
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
-def scratch_pg(base: str):
-    url = sa.engine.make_url(base).set(drivername="postgresql+psycopg")
-    name = f"bench_nearest_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=:n"),
-                {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
-
-
 def run(url: str) -> dict:
-    tmp = tempfile.mkdtemp(prefix="bench-nearest-")
-    os.environ["FIELDAPP_INSTANCE_PATH"] = tmp
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {}
-            if url.startswith("postgresql")
-            else {"connect_args": {"timeout": 30}},
-            "SECRET_KEY": "bench",
-            "WORKER_IN_PROCESS": False,
-            "VAPID_PRIVATE_KEY_FILE": os.path.join(tmp, "vapid.pem"),
-        }
-    )
+    app = common.make_app(url, tempfile.mkdtemp(prefix="bench-nearest-"))
     rnd = random.Random(42)
     now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
     with app.app_context():
@@ -131,8 +95,8 @@ def run(url: str) -> dict:
 
 def report(result: dict) -> None:
     t, f = result["times"], result["floor"]
-    p50, p95 = pct(t, 50) * 1000, pct(t, 95) * 1000
-    f50 = pct(f, 50) * 1000
+    p50, p95 = common.pct(t, 50) * 1000, common.pct(t, 95) * 1000
+    f50 = common.pct(f, 50) * 1000
     print(
         f"{result['dialect']:>10}: nearest over {OFFICERS} officers p50 {p50:.2f} ms, "
         f"p95 {p95:.2f} ms, mean {statistics.mean(t) * 1000:.2f} ms; "
@@ -146,7 +110,7 @@ def main() -> None:
     sqlite_dir = tempfile.mkdtemp(prefix="bench-nearest-db-")
     report(run(f"sqlite:///{sqlite_dir}/bench.db"))
     if pg:
-        url, drop = scratch_pg(pg)
+        url, drop = common.scratch_pg(pg, "bench_nearest")
         try:
             report(run(url))
         finally:

@@ -30,10 +30,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import common  # noqa: E402  (bench/common.py; also puts the project on the path)
 from flask_migrate import upgrade  # noqa: E402
 from pywebpush import webpush  # noqa: E402
 
-from fieldapp import clock, create_app, push, tokens, worker  # noqa: E402
+from fieldapp import clock, push, tokens, worker  # noqa: E402
 from fieldapp.extensions import db  # noqa: E402
 from fieldapp.models import PushSubscription, Station, User  # noqa: E402
 from tests.pushservice import PushService  # noqa: E402
@@ -42,25 +43,9 @@ ROUNDS = 300  # per scenario; p95 of 300 is steadier than of 100 on a shared mac
 CENTRE = (27.8170, 114.9230)
 
 
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
 def make_app(url: str, tmp: str):
-    os.environ["FIELDAPP_INSTANCE_PATH"] = tmp
-    return create_app(
-        {
-            # Engine options as deployed (fieldapp/config.py): pre-ping on PostgreSQL included.
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SECRET_KEY": "bench",
-            "WORKER_IN_PROCESS": False,
-            "RATELIMIT_ENABLED": False,
-            "VAPID_PRIVATE_KEY_FILE": os.path.join(tmp, "vapid.pem"),
-            "PUSH_ALLOW_INSECURE_ENDPOINTS": True,
-            "SERVER_NAME": "localhost",
-        }
-    )
+    """The app as deployed, with the tests' push service allowed (plain http on 127.0.0.1)."""
+    return common.make_app(url, tmp, PUSH_ALLOW_INSECURE_ENDPOINTS=True, SERVER_NAME="localhost")
 
 
 def empty(dialect: str) -> None:  # noqa: D103
@@ -202,10 +187,7 @@ def main() -> None:
     url = (args[0] if args else "") or os.environ.get("BENCH_DATABASE_URL", "")
     drop = None
     if url.startswith("postgres"):
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_nearest import scratch_pg
-
-        url, drop = scratch_pg(url)
+        url, drop = common.scratch_pg(url, "bench_push")
     tmp = tempfile.mkdtemp(prefix="bench-push-")
     url = url or f"sqlite:///{tmp}/bench.db"
     app = make_app(url, tmp)
@@ -221,7 +203,7 @@ def main() -> None:
             for _ in range(5):
                 sender.send()
             tight = [sender.send() for _ in range(100)]
-            b50, b95 = pct(tight, 50) * 1000, pct(tight, 95) * 1000
+            b50, b95 = common.pct(tight, 50) * 1000, common.pct(tight, 95) * 1000
             print(
                 f"[{dialect}] bare pywebpush send in a tight loop: p50 {b50:.2f} ms, p95 {b95:.2f} ms"
             )
@@ -230,16 +212,16 @@ def main() -> None:
                 app.config["EXPRESS_PUSH"] = path == "express"
                 for officers in (1, 100, 1000):
                     times, intake, between = scenario(app, service, sender, officers, dialect)
-                    p50, p95 = pct(times, 50) * 1000, pct(times, 95) * 1000
-                    i95 = pct(between, 95) * 1000
+                    p50, p95 = common.pct(times, 50) * 1000, common.pct(times, 95) * 1000
+                    i95 = common.pct(between, 95) * 1000
                     print(
                         f"[{dialect}] {path:>7} {officers:>5} on duty: intake -> push accepted "
                         f"p50 {p50:.2f} ms, p95 {p95:.2f} ms "
-                        f"(intake response alone p50 {pct(intake, 50) * 1000:.2f} ms); "
+                        f"(intake response alone p50 {common.pct(intake, 50) * 1000:.2f} ms); "
                         f"p95 ratio {p95 / b95:.1f}x tight bare; "
                         f"target p95 <= 3 x {b95:.2f} + 10 = {target:.1f} ms: "
                         f"{'OK' if p95 <= target else 'MISSED'}; "
-                        f"interleaved bare p50 {pct(between, 50) * 1000:.2f} ms p95 {i95:.2f} ms, "
+                        f"interleaved bare p50 {common.pct(between, 50) * 1000:.2f} ms p95 {i95:.2f} ms, "
                         f"target {3 * i95 + 10:.1f} ms: {'OK' if p95 <= 3 * i95 + 10 else 'MISSED'}"
                     )
             db.session.remove()

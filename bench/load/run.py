@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +37,9 @@ import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+import common  # noqa: E402  (bench/common.py)
+
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"  # never anything else: load goes to this machine only
 PASSWORD = "load-test-pass-1"
@@ -59,27 +61,6 @@ def seconds(text: str) -> int:
     if not 10 <= total <= 3600:
         raise argparse.ArgumentTypeError("between 10 s and 1 h")
     return total
-
-
-def make_database(admin_url: str) -> str:
-    name = f"fieldapp_load_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    name = sa.engine.make_url(url).database
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name},
-        )
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    engine.dispose()
 
 
 def load_fixture(env: dict, officers: int, chiefs: int) -> dict:
@@ -350,7 +331,7 @@ def main() -> None:
     if sa.engine.make_url(admin_url).host not in ("127.0.0.1", "localhost", None):
         raise SystemExit("the load test only runs against a database on this machine")
     tmp = Path(tempfile.mkdtemp(prefix="fieldapp-load-"))
-    db_url = make_database(admin_url)
+    db_url = common.create_database(admin_url, "fieldapp_load")
     procs: list[subprocess.Popen] = []
     notes: list[str] = []
     try:
@@ -432,7 +413,7 @@ def main() -> None:
     finally:
         for proc in procs:
             stop(proc)
-        drop_database(admin_url, db_url)
+        common.drop_database(admin_url, db_url)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
