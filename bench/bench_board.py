@@ -30,7 +30,7 @@ import sqlalchemy as sa  # noqa: E402
 from flask import has_app_context  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
-from fieldapp import board_view, clock, figures  # noqa: E402
+from fieldapp import board_read, clock, figures, periods  # noqa: E402
 from fieldapp.extensions import db  # noqa: E402
 from fieldapp.models import (  # noqa: E402
     ContactAttempt,
@@ -233,13 +233,13 @@ def measure(app) -> None:
         floor_count = timed(lambda: db.session.scalar(sa.text("SELECT count(*) FROM warnings")))
         admin = db.session.get(User, 61)
         station1 = sa.true()
-        board_all = timed(lambda: board_view.open_warnings(station1, board_view.Filters(), NOW))
+        board_all = timed(lambda: board_read.open_warnings(station1, board_read.Filters(), NOW))
         one = Warning.station_id == 1
-        board_one = timed(lambda: board_view.open_warnings(one, board_view.Filters(), NOW))
-        month = figures.Period(
+        board_one = timed(lambda: board_read.open_warnings(one, board_read.Filters(), NOW))
+        month = periods.Period(
             NOW.date().replace(day=1) - timedelta(days=31), NOW.date().replace(day=1)
         )
-        month = figures.Period(month.start.replace(day=1), month.end)
+        month = periods.Period(month.start.replace(day=1), month.end)
         fig_county = timed(lambda: figures.compute(month, None), repeat=5)
         fig_station = timed(lambda: figures.compute(month, 1), repeat=5)
         n_month = figures.totals(month, None).received
@@ -261,6 +261,9 @@ def measure(app) -> None:
     rows = len(re.findall(r'<tr id="w\d+"', page))
     http_board = timed(lambda: get("/board/"), repeat=5)
     http_board_one = timed(lambda: get("/board/?station=1"), repeat=5)
+    # The map follows every board refresh: its data must cost no more than the board.
+    http_map = timed(lambda: get("/board/map.json"), repeat=5)
+    http_wall = timed(lambda: get("/board/wall?station=1"), repeat=5)
     http_figures = timed(
         lambda: get(
             f"/board/figures?period=custom&start={month.start}&end={month.end - timedelta(days=1)}"
@@ -285,6 +288,8 @@ def measure(app) -> None:
     line("board query, one station", board_one, 150, floor_count)
     line("GET /board/ (admin, all stations, rendered)", http_board, 150, floor_http)
     line("GET /board/?station=1 (rendered)", http_board_one, 150, floor_http)
+    line("GET /board/map.json (admin, all stations)", http_map, 150, floor_http)
+    line("GET /board/wall?station=1 (rendered)", http_wall, 150, floor_http)
     line("figures.compute month, county (+ last year)", fig_county, 500, floor_count)
     line("figures.compute month, one station", fig_station, 500, floor_count)
     line("GET /board/figures month (rendered)", http_figures, 500, floor_http)

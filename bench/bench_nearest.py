@@ -4,7 +4,7 @@
     python bench/bench_nearest.py postgresql://postgres@127.0.0.1:5432/postgres
     (or BENCH_DATABASE_URL=...; a scratch database is created and dropped)
 
-Prints the time of `dispatch.nearest_candidates` + `dispatch.choose` against a floor measured
+Prints the time of `nearest.nearest_candidates` + `nearest.choose` against a floor measured
 in the same run (a primary-key lookup of one user), and checks the 5 ms p95 target.
 """
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common  # noqa: E402  (bench/common.py)
 from flask_migrate import upgrade  # noqa: E402
 
-from fieldapp import dispatch  # noqa: E402
+from fieldapp import nearest  # noqa: E402
 from fieldapp.extensions import db  # noqa: E402
 from fieldapp.models import Station, User  # noqa: E402
 
@@ -76,14 +76,14 @@ def run(url: str) -> dict:
             for _ in range(QUERIES)
         ]
         for lat, lon in points[:20]:  # warm up caches and statement cache
-            dispatch.choose(dispatch.nearest_candidates(station, lat, lon, now))
+            nearest.choose(nearest.nearest_candidates(station, lat, lon, now))
         floor, times = [], []
         for lat, lon in points:
             t0 = time.perf_counter()
             db.session.get(User, rnd.randint(1, OFFICERS), populate_existing=True)
             floor.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            pick = dispatch.choose(dispatch.nearest_candidates(station, lat, lon, now))
+            pick = nearest.choose(nearest.nearest_candidates(station, lat, lon, now))
             times.append(time.perf_counter() - t0)
             assert pick is not None
             db.session.rollback()

@@ -96,14 +96,16 @@ def register_blueprints(app: Flask) -> None:
     from fieldapp.auth import bp as auth_bp
     from fieldapp.board import bp as board_bp
     from fieldapp.core import bp as core_bp
+    from fieldapp.desk import bp as desk_bp
     from fieldapp.field import bp as field_bp
-    from fieldapp.intake import bp as intake_bp
+    from fieldapp.people import bp as people_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(field_bp, url_prefix="/field")
     app.register_blueprint(board_bp, url_prefix="/board")
-    app.register_blueprint(intake_bp, url_prefix="/intake")
+    app.register_blueprint(desk_bp, url_prefix="/intake")
+    app.register_blueprint(people_bp, url_prefix="/people")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
 
 
@@ -131,9 +133,26 @@ def register_errorhandlers(app: Flask) -> None:
         return make_response(render_template("errors/error.html", code=code, message=message)), code
 
     for code in messages:
-        if code == 500:
+        if code in (429, 500):
             continue
         app.register_error_handler(code, lambda e, code=code: render_error(code))
+
+    @app.errorhandler(429)
+    def too_many_requests(error):
+        # Every 429 says when to come back, in the Retry-After header and in the message. A
+        # limit that answers for itself (its on_breach) keeps its answer; one with a message
+        # of its own (reading residents' pages) says why as well.
+        from fieldapp import ratelimits
+
+        if getattr(error, "response", None) is not None:
+            return error.response
+        wait = ratelimits.retry_after_s()
+        limit = getattr(error, "limit", None)
+        own = getattr(limit, "error_message", None) and error.description
+        message = f"{own} {ratelimits.wait_message(wait)}" if own else ratelimits.wait_message(wait)
+        response = render_error(429, message)
+        response[0].headers["Retry-After"] = str(wait)
+        return response
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
@@ -165,15 +184,19 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_security_headers(app: Flask) -> None:
+    from fieldapp import tiles
+
     csp = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{tiles}; "
         "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
         "form-action 'self'; frame-ancestors 'none'; manifest-src 'self'; worker-src 'self'"
     )
 
     @app.after_request
     def headers(response):
-        response.headers.setdefault("Content-Security-Policy", csp)
+        # The map's tile server, when one is configured, is the only other image origin.
+        tile_origins = "".join(" " + o for o in tiles.origins(app.config))
+        response.headers.setdefault("Content-Security-Policy", csp.format(tiles=tile_origins))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -186,6 +209,11 @@ def register_security_headers(app: Flask) -> None:
             )
         if getattr(g, "vary_hx", False):
             response.vary.add("HX-Request")
+        # Pages, fragments, JSON and CSV exports carry names and phone numbers: never kept in
+        # a browser's or a proxy's HTTP cache. Static files, the service worker and the
+        # manifest set their own caching.
+        if request.endpoint != "static" and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
         return response
 
 

@@ -6,7 +6,8 @@ import sqlalchemy as sa
 from flask import abort
 from flask_login import current_user, login_required
 
-from fieldapp.models import User
+from fieldapp.extensions import db
+from fieldapp.models import User, Warning
 
 
 def roles_required(*roles: str):
@@ -23,6 +24,15 @@ def roles_required(*roles: str):
         return wrapped
 
     return decorator
+
+
+def visible_warning(warning_id: int, user: User | None = None) -> Warning | None:
+    """The warning if `user` may see it, else None: another station's warning is "not found"
+    (callers answer 404, never 403), so ids do not leak existence."""
+    warning = db.session.get(Warning, warning_id)
+    if warning is None or not can_see_station(warning.station_id, user):
+        return None
+    return warning
 
 
 def station_scope(column, user: User | None = None):

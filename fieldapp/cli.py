@@ -1,14 +1,16 @@
 """flask commands: stations, users, tokens, keys, demo data, and the one-command start."""
 
 import contextlib
+import os
 import sys
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from fieldapp import tokens, vapid
+from fieldapp import outbound_rule, tokens, vapid
 from fieldapp.auth.passwords import hash_password, password_problem
 from fieldapp.extensions import db
 from fieldapp.models import ROLES, Station, User
@@ -80,8 +82,9 @@ def _read_password(username: str) -> str:
 @click.option("--station", "station_code", required=True, help="Station code.")
 @click.option("--display-name", default=None)
 @click.option("--phone", default=None, help="The user's own mobile, for the SMS fallback.")
+@click.option("--badge-no", default=None, help="Badge number (警号), unique within the station.")
 @with_appcontext
-def create_user(username, role, station_code, display_name, phone):
+def create_user(username, role, station_code, display_name, phone, badge_no):
     """Add a user; the password is read from stdin when it is not a terminal, else prompted."""
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
@@ -89,6 +92,17 @@ def create_user(username, role, station_code, display_name, phone):
     station = _station(station_code)
     if db.session.scalar(sa.select(User.id).where(User.username == username)):
         raise click.BadParameter(f"user {username!r} already exists", param_hint="--username")
+    badge_no = (badge_no or "").strip() or None
+    if badge_no is not None and not (
+        len(badge_no) <= 16 and badge_no.isascii() and badge_no.isalnum()
+    ):
+        raise click.BadParameter("at most 16 letters or digits", param_hint="--badge-no")
+    if badge_no is not None and db.session.scalar(
+        sa.select(User.id).where(User.station_id == station.id, User.badge_no == badge_no)
+    ):
+        raise click.BadParameter(
+            f"badge {badge_no} is already used at {station.code}", param_hint="--badge-no"
+        )
     password = _read_password(username)
     problem = password_problem(password, username)
     if problem:
@@ -101,6 +115,7 @@ def create_user(username, role, station_code, display_name, phone):
             role=role,
             station_id=station.id,
             phone=phone,
+            badge_no=badge_no,
         )
     )
     db.session.commit()
@@ -116,14 +131,41 @@ def create_token(name, station_code, webhook_url):
     """Make an intake API token; it is printed once and only its hash is kept."""
     if not name.strip() or len(name) > 100:
         raise click.BadParameter("1 to 100 characters", param_hint="--name")
-    if webhook_url and not webhook_url.startswith(("https://", "http://")):
-        raise click.BadParameter("must be an http(s) URL", param_hint="--webhook-url")
+    if webhook_url:
+        _check_webhook_url(webhook_url)
     station = _station(station_code) if station_code else None
     row, plaintext = tokens.create_token(name.strip(), station, webhook_url)
     db.session.commit()
-    click.echo(plaintext)
+    click.echo(plaintext)  # stdout carries the token alone, for scripts
+    click.echo(
+        "This token is shown once and cannot be shown again (only its hash is kept). The "
+        "centre sends it on every intake request:\n"
+        f"  Authorization: Bearer {plaintext}",
+        err=True,
+    )
     if row.webhook_secret:
         click.echo(f"webhook signing secret: {row.webhook_secret}", err=True)
+
+
+_WEBHOOK_REFUSALS = {
+    "malformed": "is not a valid URL (printable ASCII, a host name, a valid port)",
+    "scheme": "must be an https:// URL",
+    "userinfo": "must not carry a user name or password",
+    "host": "must name a host",
+    "address": "points at a loopback, private, link-local or otherwise non-public address",
+}
+
+
+def _check_webhook_url(url: str) -> None:
+    """Refuse a webhook URL the outbound rule would refuse at delivery (outbound_rule)."""
+    try:
+        target = outbound_rule.vet(url, outbound_rule.webhook_rule())
+    except outbound_rule.Refused as exc:
+        raise click.BadParameter(_WEBHOOK_REFUSALS[exc.reason], param_hint="--webhook-url") from exc
+    if not target.addresses:
+        click.echo(
+            f"warning: {target.host} does not resolve now; checked again at delivery", err=True
+        )
 
 
 @click.command("revoke-token")
@@ -181,12 +223,15 @@ def demo(seed):
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @with_appcontext
 def serve(host, port):
-    """The embedded start: migrate, make keys, load the demo on an empty database, serve."""
+    """The embedded start: migrate, make keys, load the demo on an empty database, serve.
+
+    Serves with gunicorn and gevent (gunicorn.conf.py, as docs/deploy.md); the outbox worker
+    runs inside the web process when FIELDAPP_WORKER_IN_PROCESS is on (the SQLite default).
+    """
     from flask_migrate import upgrade
-    from werkzeug.serving import run_simple
 
     from fieldapp import demo as demo_data
 
@@ -199,20 +244,36 @@ def serve(host, port):
         click.echo(demo_data.describe(logins, f"http://{host}:{port}/"))
     else:
         click.echo("database already has data; demo not loaded (log in with your users)")
-    start_background_worker(app)
     click.echo(f"Fieldapp on http://{host}:{port}/")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    db.session.remove()
+    db.engine.dispose()  # nothing opened here is carried into the server
+    _exec_server(app, host, port)
+
+
+def _exec_server(app: Flask, host: str, port: int) -> None:
+    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+    if sys.platform.startswith("win") or not conf.exists():
+        # No gunicorn here: werkzeug's server, with the worker in a thread as before.
+        from werkzeug.serving import run_simple
+
+        start_background_worker(app)
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+        return
+    env = dict(os.environ, FIELDAPP_BIND=f"{host}:{port}")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        env.setdefault("FIELDAPP_WEB_WORKERS", "1")  # one writer process for SQLite
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--chdir", str(conf.parent)]
+    argv.append("fieldapp:create_app()")
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - fixed argv: this Python, gunicorn
 
 
 def start_background_worker(app: Flask) -> None:
     """Run the outbox worker in a thread when configured (the embedded default)."""
-    if not app.config["WORKER_IN_PROCESS"]:
-        return
-    try:
-        from fieldapp import worker
-    except ImportError:  # the worker arrives with push delivery
-        return
-    worker.start_thread(app)
+    from fieldapp import worker
+
+    if app.config["WORKER_IN_PROCESS"]:
+        worker.start_thread(app)
 
 
 @click.command("worker")
@@ -235,7 +296,10 @@ def worker_command(once, poll_s):
 
 
 def register(app: Flask) -> None:
+    from fieldapp import cli_users
+
     for command in (
+        *cli_users.COMMANDS,
         create_station,
         create_user,
         create_token,

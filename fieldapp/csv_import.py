@@ -5,15 +5,14 @@ import io
 import secrets
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from flask_babel import gettext as _
 from pydantic import ValidationError
 
 from fieldapp import warning_intake
-from fieldapp.api.errors import field_errors
-from fieldapp.api.schemas import WarningIn
-from fieldapp.extensions import db
 from fieldapp.models import User, Warning
+from fieldapp.refusals import Refusal
+from fieldapp.validation import field_errors
+from fieldapp.warning_intake import WarningIn
 
 COLUMNS = (
     "source_ref",
@@ -86,6 +85,39 @@ def validate_row(row: dict[str, str]) -> tuple[WarningIn | None, dict[str, str]]
         return None, _flatten(field_errors(exc))
 
 
+def _check(data: WarningIn, chief: User, seen_refs: set[str]) -> dict[str, str]:
+    """What is wrong with a valid row in its context: its station, its source_ref."""
+    if data.source_ref in seen_refs:
+        return {"source_ref": _("This source_ref appears twice in the file.")}
+    try:
+        station = warning_intake.station_for(data, chief)
+    except Refusal as exc:
+        return exc.errors()
+    if warning_intake.manual_ref_taken(station, data.source_ref):
+        return Refusal("source_ref_taken").errors()
+    return {}
+
+
+def _rows(text: str, report: ImportReport):
+    """(line, row) for every non-empty row; a malformed file becomes a file error."""
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            message = _("Missing columns: %(cols)s", cols=", ".join(missing))
+            report.errors.append((1, {"file": message}))
+            return
+        reader.fieldnames = header
+        for line, row in enumerate(reader, start=2):
+            if any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                yield line, row
+    except csv.Error:
+        # A cell over the csv module's 128 KiB limit, or a NUL outside quotes.
+        line = reader.line_num or 1
+        report.errors.append((line, {"file": _("Line %(n)d is not valid CSV.", n=line)}))
+
+
 def import_csv(raw: bytes, chief: User) -> ImportReport:
     """Check every row; store and dispatch all of them, or none when any row is wrong."""
     report = ImportReport()
@@ -94,57 +126,32 @@ def import_csv(raw: bytes, chief: User) -> ImportReport:
     except UnicodeDecodeError:
         report.errors.append((0, {"file": _("The file is neither UTF-8 nor GB18030 text.")}))
         return report
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        report.errors.append((1, {"file": _("Missing columns: %(cols)s", cols=", ".join(missing))}))
-        return report
-    reader.fieldnames = header
     inputs: list[tuple[int, WarningIn]] = []
     seen_refs: set[str] = set()
-    for line, row in enumerate(reader, start=2):
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue
+    for line, row in _rows(text, report):
         report.rows += 1
         if report.rows > MAX_ROWS:
             report.errors.append((line, {"file": _("At most %(n)d rows per file.", n=MAX_ROWS)}))
             return report
         data, errors = validate_row(row)
         if data is not None:
-            if data.source_ref in seen_refs:
-                errors = {"source_ref": _("This source_ref appears twice in the file.")}
-            elif _already_entered(data.source_ref):
-                errors = {"source_ref": _("A warning with this source_ref was already entered.")}
-            else:
-                try:
-                    station = warning_intake.resolve_station(data, None)
-                    if not chief.is_admin and station.id != chief.station_id:
-                        errors = {
-                            "station_code": _("You can only enter warnings for your own station.")
-                        }
-                except warning_intake.IntakeError as exc:
-                    errors = exc.errors
+            errors = _check(data, chief, seen_refs)
             seen_refs.add(data.source_ref)
         if errors:
             report.errors.append((line, errors))
         else:
             inputs.append((line, data))
-    if report.rows == 0:
+    if report.rows == 0 and not report.errors:
         report.errors.append((1, {"file": _("The file has no rows.")}))
     if report.errors:
         return report
-    for _line, data in inputs:
-        report.created.append(warning_intake.enter_by_hand(data, chief, source="csv").warning)
+    for line, data in inputs:
+        try:
+            result = warning_intake.enter_by_hand(data, chief, source="csv")
+        except Refusal as exc:
+            # Lost a race with another entry; the whole batch is rolled back by the caller.
+            report.errors.append((line, exc.errors()))
+            report.created.clear()
+            return report
+        report.created.append(result.warning)
     return report
-
-
-def _already_entered(source_ref: str) -> bool:
-    return (
-        db.session.scalar(
-            sa.select(Warning.id).where(
-                Warning.token_id.is_(None), Warning.source_ref == source_ref
-            )
-        )
-        is not None
-    )

@@ -1,6 +1,7 @@
 """A demo county: three stations, about fifty people, two months of warnings, a few open now."""
 
 import random
+import zlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -9,6 +10,7 @@ from fieldapp.auth.passwords import hash_password
 from fieldapp.extensions import db
 from fieldapp.models import (
     FRAUD_TYPES,
+    Confirmation,
     ContactAttempt,
     Offer,
     Outcome,
@@ -58,6 +60,30 @@ OUTCOME_WEIGHTS = {
     "already_lost": 10,
 }
 FRAUD_WEIGHTS = [30, 22, 12, 10, 10, 10, 6]
+# What the centre and the officers write. Picked by warning id, not by the random generator,
+# so adding them changed none of the names, times or outcomes above.
+CENTRE_NOTES = {
+    "online_shopping_refund": "对方冒充网购平台客服，以“商品质量问题理赔”为由诱导下载会议软件。",
+    "fake_loan": "受害人在网贷APP申请贷款，对方要求先交“保证金”解冻账户。",
+    "impersonating_boss": "对方冒充单位领导添加微信，要求向陌生账户转账。",
+    "impersonating_police": "对方自称公安机关，称受害人涉嫌洗钱，要求转入“安全账户”。",
+    "order_brushing": "受害人参与刷单返利，已小额获利，正被要求加大投入。",
+    "romance_investment": "网恋对象推荐投资平台，受害人准备追加投入。",
+    "other": "监测到受害人与涉诈号码通话超过十分钟。",
+}
+UNREACHED_NOTES = ["无人接听。", "关机。", "占线，稍后再拨。", "上门未见本人，已留联系方式给家属。"]
+REACHED_NOTES = {
+    "phone": "电话接通，本人正准备转账，已当场劝阻。",
+    "wechat_video": "同村辅警微信视频接通，本人正在输入对方卡号，已劝阻。",
+    "visit": "上门见到本人，核实情况并当面劝阻。",
+}
+OUTCOME_NOTES = {
+    "persuaded": "已劝阻，协助安装国家反诈中心APP并开启来电预警。",
+    "not_fraud": "核实为正常交易，对方是本人亲属。",
+    "unreachable": "多次联系未果，已请村委会协助寻找。",
+    "refused": "本人不听劝阻，已告知风险并记录。",
+    "already_lost": "本人已转账，引导其到派出所报案。",
+}
 
 TALKING_POINTS = {
     "online_shopping_refund": (
@@ -102,6 +128,16 @@ def _name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + rng.choice(GIVEN)
 
 
+def _badge_numbers(rng: random.Random):
+    """Six-digit badge numbers (警号), never repeated: two 杨强 still differ by theirs."""
+    seen: set[str] = set()
+    while True:
+        badge = f"{rng.randint(10000, 99999):06d}"
+        if badge not in seen:
+            seen.add(badge)
+            yield badge
+
+
 def _phone(rng: random.Random) -> str:
     return "1" + rng.choice("3578") + "".join(rng.choice("0123456789") for _ in range(9))
 
@@ -109,6 +145,8 @@ def _phone(rng: random.Random) -> str:
 def build(seed: int = 7) -> list[tuple[str, str, str]]:
     """Create the demo county in the session; returns (username, role, station) logins."""
     rng = random.Random(seed)
+    # Badge numbers from a generator of their own, so the names and warnings stay as they were.
+    badges = _badge_numbers(random.Random(seed + 1))
     now = clock.now()
     password_hash = hash_password(DEMO_PASSWORD)
     logins: list[tuple[str, str, str]] = []
@@ -135,6 +173,7 @@ def build(seed: int = 7) -> list[tuple[str, str, str]]:
             username=f"chief_{code.lower()}",
             password_hash=password_hash,
             display_name=f"{_name(rng)}所长",
+            badge_no=next(badges),
             role="chief",
             station_id=station.id,
         )
@@ -147,6 +186,7 @@ def build(seed: int = 7) -> list[tuple[str, str, str]]:
                 username=f"{code.lower()}{'mj' if role == 'officer' else 'fj'}{i:02d}",
                 password_hash=password_hash,
                 display_name=_name(rng),
+                badge_no=next(badges),
                 role=role,
                 station_id=station.id,
                 phone=_phone(rng),
@@ -169,6 +209,7 @@ def build(seed: int = 7) -> list[tuple[str, str, str]]:
         username="admin",
         password_hash=password_hash,
         display_name="县局反诈中心",
+        badge_no=next(badges),
         role="admin",
         station_id=stations[0].id,
     )
@@ -196,6 +237,8 @@ def _new_warning(rng, station, received_at, ref) -> Warning:
         accuracy_m=rng.choice([50.0, 200.0, 1000.0]),
         station_id=station.id,
         address=f"{rng.choice(VILLAGES)}{rng.randint(1, 60)}号",
+        note=CENTRE_NOTES[fraud_type],
+        suspect_account=f"6217 **** **** {zlib.crc32(ref.encode()) % 10000:04d}",
         status="received",
         received_at=received_at,
         last_action_at=received_at,
@@ -291,9 +334,24 @@ def _closed_warning(rng, station, staff, received, ref) -> None:
             reached=reached,
             attempted_at=t,
             created_at=t,
+            note=REACHED_NOTES[channel]
+            if reached
+            else UNREACHED_NOTES[(warning.id + n) % len(UNREACHED_NOTES)],
         )
         db.session.add(attempt)
         db.session.flush()
+        if reached and channel != "phone":
+            # A colleague who was there (or on the call) vouches for the contact.
+            colleague = staff[(warning.id + n) % len(staff)]
+            if colleague.id != owner.id:
+                db.session.add(
+                    Confirmation(
+                        client_id=f"demo-{ref}-{n}-c",
+                        attempt_id=attempt.id,
+                        user_id=colleague.id,
+                        confirmed_at=t + timedelta(minutes=5),
+                    )
+                )
         if warning.first_contact_at is None:
             warning.first_contact_at = t
         events.record(
@@ -314,6 +372,7 @@ def _closed_warning(rng, station, staff, received, ref) -> None:
             app_installed=outcome == "persuaded" and rng.random() < 0.8,
             recorded_by_id=owner.id,
             recorded_at=t,
+            note=OUTCOME_NOTES[outcome],
             defrauded_after=outcome in ("refused", "unreachable") and rng.random() < 0.2,
         )
     )

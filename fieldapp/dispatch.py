@@ -1,164 +1,58 @@
-"""Choosing officers and moving a warning through its offers: plain functions over the session.
+"""Moving a warning through its offers: offer, accept, decline, expire, reassign.
 
-Every function here adds to the current session and leaves the commit to its caller, so the
-state change, its event and the notifications it causes commit together or not at all.
-State changes are compare-and-set UPDATEs, so two requests racing for the same warning
-cannot both win, on SQLite or on PostgreSQL.
+Plain functions over the session: each adds to it and leaves the commit to its caller, so the
+state change, its event and the notifications it causes commit together or not at all. Every
+change that checks a warning's state starts with `warning_lock.lock`, a compare-and-set on the
+warning's status that holds its row until commit, so two racing requests run one after the
+other and the second sees what the first did (see fieldapp/warning_lock.py).
+
+Parallel offers: a high-risk warning goes to the station's `parallel_offers_high` nearest at
+once (other risk levels to one). The first accept wins under the lock; the other pending
+offers close as "taken" and their officers are told. The warning moves on (to the next batch
+of nearest not yet asked) only when none of its offers is pending any more.
 """
 
-import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 import sqlalchemy as sa
 
-from fieldapp import clock, events, geo, outbox
+from fieldapp import clock, events, fallback, geo, outbox
 from fieldapp.extensions import db
-from fieldapp.models import OPEN_STATUSES, Offer, OutboxMessage, Station, User, Warning
+from fieldapp.models import (
+    OPEN_STATUSES,
+    HelpRequest,
+    Offer,
+    OutboxMessage,
+    Station,
+    User,
+    Warning,
+)
+from fieldapp.nearest import Candidate, choose, eligible_roles, nearest_candidates, target_point
+from fieldapp.refusals import Refusal
+from fieldapp.warning_lock import lock
 
-# Officers this close to the nearest one count as equally near; the lighter workload wins.
-TIE_M = 50.0
-# A bounding box (index range scan) first, then the whole station. A station's officers are
-# tens, so the whole-station query is cheap; the box keeps a station of thousands fast too
-# (bench/bench_nearest.py). One box, not a ladder: in a rural county a small box is often
-# empty, and every extra rung is another round trip before the phone buzzes.
-SEARCH_RADII_M = (10_000.0, None)
-NEAREST_LIMIT = 8
-
-
-class DispatchError(Exception):
-    """A change that cannot apply; `code` says why and the message is safe to show."""
-
-    def __init__(self, code: str, message: str = ""):
-        super().__init__(message or code)
-        self.code = code
+# Statuses in which a warning waits for someone to take it.
+UNTAKEN = ("received", "offered", "unassigned")
 
 
-@dataclass(frozen=True)
-class Candidate:
-    officer: User
-    distance_m: float
-    workload: int | None  # counted only for officers tied with the nearest
+MAX_PARALLEL = 5
 
 
-def target_point(warning: Warning, station: Station) -> tuple[float, float]:
-    """Where the officer should head: the person's location, else the station."""
-    if warning.lat is not None and warning.lon is not None:
-        return warning.lat, warning.lon
-    return station.lat, station.lon
+def offer_width(warning: Warning, station: Station) -> int:
+    """How many officers one round of dispatch asks at once for `warning`."""
+    if warning.risk_level != "high":
+        return 1
+    return max(1, min(MAX_PARALLEL, station.parallel_offers_high or 1))
 
 
-def eligible_roles(station: Station) -> tuple[str, ...]:
-    return ("officer", "auxiliary") if station.auxiliaries_take_offers else ("officer",)
-
-
-def workloads(user_ids: list[int]) -> dict[int, int]:
-    """Open warnings owned plus offers pending, per user."""
-    if not user_ids:
-        return {}
-    counts = dict.fromkeys(user_ids, 0)
-    owned = db.session.execute(
-        sa.select(Warning.owner_id, sa.func.count())
-        .where(Warning.owner_id.in_(user_ids), Warning.status.in_(OPEN_STATUSES))
-        .group_by(Warning.owner_id)
-    )
-    pending = db.session.execute(
-        sa.select(Offer.officer_id, sa.func.count())
-        .where(Offer.officer_id.in_(user_ids), Offer.status == "pending")
-        .group_by(Offer.officer_id)
-    )
-    for user_id, count in [*owned, *pending]:
-        counts[user_id] += count
-    return counts
-
-
-@lru_cache(maxsize=8)
-def _nearest_statement(boxed: bool, excluding: bool, limit: int) -> sa.Select:
-    """The nearest-officers query, built once per shape with bound parameters.
-
-    It sits between every new warning and the phone that buzzes for it, and building the
-    expression anew (and its cache key) costs about as much as the database takes to run it.
-    """
-    lat = sa.bindparam("lat", type_=sa.Float)
-    lon = sa.bindparam("lon", type_=sa.Float)
-    k = sa.bindparam("k", type_=sa.Float)
-    query = sa.select(User).where(
-        User.station_id == sa.bindparam("station_id"),
-        User.active.is_(True),
-        User.role.in_(sa.bindparam("roles", expanding=True)),
-        User.duty_status == "on_duty",
-        User.position_at >= sa.bindparam("fresh_after", type_=User.position_at.type),
-        User.lat.is_not(None),
-        User.lon.is_not(None),
-    )
-    if excluding:
-        query = query.where(User.id.not_in(sa.bindparam("exclude", expanding=True)))
-    if boxed:
-        query = query.where(
-            User.lat.between(sa.bindparam("lat_lo"), sa.bindparam("lat_hi")),
-            User.lon.between(sa.bindparam("lon_lo"), sa.bindparam("lon_hi")),
-        )
-    # Equirectangular distance is exact enough to order a county and needs no SQL trig.
-    approx = (User.lat - lat) * (User.lat - lat) + (User.lon - lon) * k * (User.lon - lon) * k
-    return query.order_by(approx, User.id).limit(limit)
-
-
-def nearest_candidates(
-    station: Station,
-    lat: float,
-    lon: float,
-    now: datetime,
-    exclude_ids: set[int] = frozenset(),
-    limit: int = NEAREST_LIMIT,
-) -> list[Candidate]:
-    """On-duty officers of `station` with a fresh position, nearest first."""
-    params = {
-        "station_id": station.id,
-        "roles": list(eligible_roles(station)),
-        "fresh_after": now - timedelta(seconds=station.position_stale_s),
-        "lat": lat,
-        "lon": lon,
-        "k": math.cos(math.radians(lat)),
-    }
-    if exclude_ids:
-        params["exclude"] = sorted(exclude_ids)
-    rows: list[User] = []
-    for radius in SEARCH_RADII_M:
-        if radius is not None:
-            dlat, dlon = geo.degrees_box(lat, radius)
-            params.update(
-                lat_lo=lat - dlat, lat_hi=lat + dlat, lon_lo=lon - dlon, lon_hi=lon + dlon
-            )
-        query = _nearest_statement(radius is not None, bool(exclude_ids), limit)
-        rows = list(db.session.scalars(query, params))
-        # A box's corners lie farther than its radius: someone just outside an edge may be
-        # nearer than a corner hit, so a box answer counts only when it lies inside the circle
-        # (plus the tie margin, so tied officers are not cut off).
-        if rows and (
-            radius is None or geo.distance_m(lat, lon, rows[0].lat, rows[0].lon) + TIE_M <= radius
-        ):
-            break
-    if not rows:
-        return []
-    placed = sorted(
-        ((geo.distance_m(lat, lon, u.lat, u.lon), u) for u in rows),
-        key=lambda pair: (pair[0], pair[1].id),
-    )
-    # Workloads matter only between officers tied with the nearest; most of the time there is
-    # one, and the two counting queries are skipped.
-    tied = [u.id for d, u in placed if d - placed[0][0] <= TIE_M]
-    loads = workloads(tied) if len(tied) > 1 else {}
-    return [Candidate(u, d, loads.get(u.id)) for d, u in placed]
-
-
-def choose(candidates: list[Candidate]) -> Candidate | None:
-    """The nearest; among those within TIE_M of the nearest, the lightest workload."""
-    if not candidates:
-        return None
-    nearest = candidates[0].distance_m
-    tied = [c for c in candidates if c.distance_m - nearest <= TIE_M]
-    return min(tied, key=lambda c: (c.workload or 0, c.distance_m, c.officer.id))
+def choose_many(candidates: list[Candidate], n: int) -> list[Candidate]:
+    """`choose` applied `n` times, each time among those not yet picked."""
+    left, picked = list(candidates), []
+    while left and len(picked) < n:
+        pick = choose(left)
+        picked.append(pick)
+        left.remove(pick)
+    return picked
 
 
 def _offered_ids(warning: Warning) -> set[int]:
@@ -246,59 +140,79 @@ def _announce(warning: Warning, offer: Offer, now: datetime, actor: User | None)
         reason=offer.reason,
     )
     push = _notify(offer.officer_id, "offer", warning, offer)
-    outbox.enqueue(
-        "receipt_check",
-        {"offer_id": offer.id},
-        due_at=now + timedelta(seconds=warning.station.receipt_timeout_s),
-    )
+    fallback.schedule(offer, warning.station, now)
     outbox.enqueue("offer_timeout", {"offer_id": offer.id}, due_at=offer.expires_at)
     return push
 
 
 def dispatch(warning: Warning, now: datetime | None = None) -> Offer | None:
-    """Offer `warning` to the nearest eligible officer not yet asked; none left → unassigned."""
+    """Offer `warning` to the nearest eligible officers not yet asked (`offer_width` of them);
+    none left → unassigned. Returns the nearest one's offer."""
     now = now or clock.now()
     station = warning.station
     lat, lon = target_point(warning, station)
     # A warning just received has had no offers yet: no one to leave out.
     asked = _offered_ids(warning) if warning.status != "received" else set()
-    pick = choose(nearest_candidates(station, lat, lon, now, asked))
-    if pick is None:
+    picks = choose_many(
+        nearest_candidates(station, lat, lon, now, asked), offer_width(warning, station)
+    )
+    if not picks:
         mark_unassigned(warning, now)
         return None
-    return make_offer(warning, pick.officer, now, distance_m=pick.distance_m)
+    rank = 1
+    if warning.status != "received":  # the next places in the warning's chain of offers
+        rank += (
+            db.session.scalar(sa.select(sa.func.count()).where(Offer.warning_id == warning.id)) or 0
+        )
+    offers = _offers_to(warning, picks, now, station, first_rank=rank)
+    db.session.flush()
+    for offer in offers:
+        _announce(warning, offer, now, actor=None)
+    return offers[0]
 
 
-def plan_first(warning: Warning, station: Station, now: datetime) -> Offer | None:
-    """For a warning not yet stored: add its first offer, to the nearest eligible officer, or
-    mark it unassigned (None). Then store the warning and call `announce_first`.
+def plan_first(warning: Warning, station: Station, now: datetime) -> list[Offer]:
+    """For a warning not yet stored: add its first offers, to the nearest eligible officers
+    (`offer_width` of them), or mark it unassigned (no offers). Then store the warning and
+    call `announce_first`.
 
     Choosing before the insert writes the warning once, with its final status, and the
-    warning and its offer in one flush; their events and notifications follow in another.
+    warning and its offers in one flush; their events and notifications follow in another.
     """
     lat, lon = target_point(warning, station)
-    pick = choose(nearest_candidates(station, lat, lon, now))
-    if pick is None:
+    picks = choose_many(nearest_candidates(station, lat, lon, now), offer_width(warning, station))
+    if not picks:
         warning.status = "unassigned"
-        return None
-    return _new_offer(
-        warning,
-        pick.officer,
-        now,
-        station=station,
-        distance_m=pick.distance_m,
-        reason="dispatch",
-        rank=1,
-    )
+        return []
+    return _offers_to(warning, picks, now, station, first_rank=1)
 
 
-def announce_first(warning: Warning, offer: Offer | None, now: datetime) -> OutboxMessage | None:
-    """After `plan_first` and the insert: the offer's event and push row (returned), or the
-    chiefs' alerts when nobody could be asked."""
-    if offer is None:
+def _offers_to(
+    warning: Warning, picks: list[Candidate], now: datetime, station: Station, first_rank: int
+) -> list[Offer]:
+    """One dispatch offer per chosen officer, ranked in the warning's chain from `first_rank`."""
+    return [
+        _new_offer(
+            warning,
+            pick.officer,
+            now,
+            station=station,
+            distance_m=pick.distance_m,
+            reason="dispatch",
+            rank=first_rank + i,
+        )
+        for i, pick in enumerate(picks)
+    ]
+
+
+def announce_first(warning: Warning, offers: list[Offer], now: datetime) -> OutboxMessage | None:
+    """After `plan_first` and the insert: the offers' events and push rows (the nearest's
+    returned, for the express send), or the chiefs' alerts when nobody could be asked."""
+    if not offers:
         mark_unassigned(warning, now)
         return None
-    return _announce(warning, offer, now, actor=None)
+    pushes = [_announce(warning, offer, now, actor=None) for offer in offers]
+    return pushes[0]
 
 
 def mark_unassigned(warning: Warning, now: datetime) -> None:
@@ -316,7 +230,8 @@ def mark_unassigned(warning: Warning, now: datetime) -> None:
         _notify(chief_id, "reminder", warning)
 
 
-def _pending_offer_for(warning: Warning, user: User) -> Offer | None:
+def pending_offer(warning: Warning, user: User) -> Offer | None:
+    """`user`'s offer for `warning` that waits for an answer, if any."""
     return db.session.scalar(
         sa.select(Offer)
         .where(Offer.warning_id == warning.id, Offer.officer_id == user.id)
@@ -325,80 +240,87 @@ def _pending_offer_for(warning: Warning, user: User) -> Offer | None:
     )
 
 
-def _had_offer(warning: Warning, user: User) -> bool:
-    return (
-        db.session.scalar(
-            sa.select(sa.func.count()).where(
-                Offer.warning_id == warning.id, Offer.officer_id == user.id
-            )
+def had_offer(warning: Warning, user: User) -> bool:
+    """True when `user` was ever offered `warning` (so losing it is a conflict, not a mistake)."""
+    found = sa.select(Offer.id).where(Offer.warning_id == warning.id, Offer.officer_id == user.id)
+    return db.session.scalar(found.limit(1)) is not None
+
+
+def _cancel_pending(warning: Warning, now: datetime) -> None:
+    query = sa.update(Offer).where(Offer.warning_id == warning.id, Offer.status == "pending")
+    db.session.execute(
+        query.values(status="cancelled", cancelled_at=now).execution_options(
+            synchronize_session=False
         )
-        or 0
-    ) > 0
+    )
+
+
+def close_help_requests(warning: Warning, now: datetime) -> None:
+    """The warning closed or changed hands: nobody joins on an old request any more."""
+    db.session.execute(
+        sa.update(HelpRequest)
+        .where(HelpRequest.warning_id == warning.id, HelpRequest.closed_at.is_(None))
+        .values(closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def accept(warning: Warning, user: User, now: datetime | None = None) -> Offer:
     """`user` takes `warning` through their pending offer; exactly one accept can win.
 
-    On DispatchError the caller rolls the transaction back (the API views do): the
-    compare-and-set on the warning may already have run when the offer's own one fails.
+    On a Refusal the caller rolls the transaction back (sync and the views do).
     """
     now = now or clock.now()
-    offer = _pending_offer_for(warning, user)
+    if not lock(warning, OPEN_STATUSES):
+        raise Refusal("closed")
+    offer = pending_offer(warning, user)
     if offer is None:
-        # The warning row in this session may predate a colleague's accept: read it again.
-        db.session.refresh(warning)
         if warning.owner_id == user.id:
-            raise DispatchError("already_yours")
+            raise Refusal("already_yours")
         # Their offer was withdrawn because a colleague accepted first: say so plainly.
-        if warning.owner_id is not None and _had_offer(warning, user):
-            raise DispatchError("taken")
-        raise DispatchError("no_offer")
+        if warning.owner_id is not None and had_offer(warning, user):
+            raise Refusal("taken")
+        raise Refusal("no_offer")
+    if warning.status not in UNTAKEN:  # never so while an offer is pending; refuse all the same
+        raise Refusal("taken")
+    # Auxiliaries take warnings where the station allows it, or when a chief handed them one.
+    if offer.reason != "reassign" and user.role not in eligible_roles(warning.station):
+        raise Refusal("not_eligible")
     # An offer past its time but not yet expired by the worker may still be accepted: a late
-    # yes beats nobody, and the compare-and-set below decides if the warning has moved on.
-    won = db.session.execute(
-        sa.update(Warning)
-        .where(Warning.id == warning.id, Warning.status.in_(("offered", "unassigned", "received")))
-        .values(status="accepted", owner_id=user.id, accepted_at=now, last_action_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if won != 1:
-        db.session.refresh(warning)
-        raise DispatchError("taken" if warning.owner_id else "closed")
-    took = db.session.execute(
-        sa.update(Offer)
-        .where(Offer.id == offer.id, Offer.status == "pending")
-        .values(status="accepted", accepted_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if took != 1:
-        raise DispatchError("no_offer")
-    db.session.execute(
-        sa.update(Offer)
-        .where(Offer.warning_id == warning.id, Offer.status == "pending", Offer.id != offer.id)
-        .values(status="cancelled", cancelled_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(warning)
-    db.session.refresh(offer)
+    # yes beats nobody, and the lock above decides if the warning has moved on.
+    offer.status, offer.accepted_at = "accepted", now
+    warning.status, warning.owner_id = "accepted", user.id
+    warning.accepted_at = warning.last_action_at = now
     events.record("accepted", warning=warning, actor=user, offer_id=offer.id)
+    _close_taken(warning, offer, now)
     return offer
+
+
+def _close_taken(warning: Warning, winner: Offer, now: datetime) -> None:
+    """The other pending offers of `warning` (parallel ones) close as taken; each holder is
+    told by push and on the live stream, so their phone stops asking."""
+    others = db.session.scalars(
+        sa.select(Offer)
+        .where(Offer.warning_id == warning.id, Offer.status == "pending", Offer.id != winner.id)
+        .order_by(Offer.id)
+    ).all()
+    for other in others:
+        other.status, other.cancelled_at = "taken", now
+        events.record(
+            "offer_taken", warning=warning, offer_id=other.id, officer_id=other.officer_id
+        )
+        _notify(other.officer_id, "taken", warning)
 
 
 def decline(warning: Warning, user: User, now: datetime | None = None) -> Offer:
     """`user` turns their pending offer down; the warning moves on to the next nearest."""
     now = now or clock.now()
-    offer = _pending_offer_for(warning, user)
+    if not lock(warning, OPEN_STATUSES):
+        raise Refusal("closed")
+    offer = pending_offer(warning, user)
     if offer is None:
-        raise DispatchError("no_offer")
-    done = db.session.execute(
-        sa.update(Offer)
-        .where(Offer.id == offer.id, Offer.status == "pending")
-        .values(status="declined", declined_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if done != 1:
-        raise DispatchError("no_offer")
-    db.session.refresh(offer)
+        raise Refusal("no_offer")
+    offer.status, offer.declined_at = "declined", now
     events.record("declined", warning=warning, actor=user, offer_id=offer.id)
     _move_on(warning, now)
     return offer
@@ -407,23 +329,20 @@ def decline(warning: Warning, user: User, now: datetime | None = None) -> Offer:
 def expire(offer: Offer, now: datetime | None = None) -> bool:
     """Called when an offer's time is up; returns False when it was already answered."""
     now = now or clock.now()
-    done = db.session.execute(
-        sa.update(Offer)
-        .where(Offer.id == offer.id, Offer.status == "pending")
-        .values(status="expired", expired_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if done != 1:
+    warning = offer.warning
+    if offer.status != "pending" or not lock(warning, OPEN_STATUSES):
         return False
     db.session.refresh(offer)
-    warning = offer.warning
+    if offer.status != "pending":  # answered while we waited for the lock
+        return False
+    offer.status, offer.expired_at = "expired", now
     events.record("offer_expired", warning=warning, offer_id=offer.id, officer_id=offer.officer_id)
     _move_on(warning, now)
     return True
 
 
 def _move_on(warning: Warning, now: datetime) -> None:
-    db.session.refresh(warning)
+    """After an offer went unanswered: the next nearest, unless another offer still waits."""
     still_pending = db.session.scalar(
         sa.select(sa.func.count()).where(Offer.warning_id == warning.id, Offer.status == "pending")
     )
@@ -431,58 +350,26 @@ def _move_on(warning: Warning, now: datetime) -> None:
         dispatch(warning, now)
 
 
-def set_duty(user: User, status: str, now: datetime | None = None) -> list[Offer]:
-    """Put `user` on or off duty; going off duty hands back their pending offers at once, so
-    the next officer is asked now instead of after the timeout. Returns the offers handed back.
-    """
-    now = now or clock.now()
-    handed_back: list[Offer] = []
-    if user.duty_status == status:
-        return handed_back
-    user.duty_status = status
-    user.duty_changed_at = now
-    events.record("duty_changed", actor=user, status=status)
-    if status == "off_duty":
-        pending = db.session.scalars(
-            sa.select(Offer).where(Offer.officer_id == user.id, Offer.status == "pending")
-        ).all()
-        for offer in pending:
-            try:
-                handed_back.append(decline(offer.warning, user, now))
-            except DispatchError:  # answered meanwhile
-                continue
-    return handed_back
-
-
 def reassign(warning: Warning, to_user: User, chief: User, now: datetime | None = None) -> Offer:
-    """A chief hands `warning` to `to_user`: open offers are withdrawn, the old owner told."""
+    """A chief hands `warning` to `to_user`: open offers are withdrawn, the old owner told,
+    and open help requests closed (nobody joins on the old owner's call any more)."""
     now = now or clock.now()
-    if not warning.is_open:
-        raise DispatchError("closed")
-    if (
-        to_user.station_id != warning.station_id
-        or to_user.role not in ("officer", "auxiliary")
-        or not to_user.active
-    ):
-        raise DispatchError("not_eligible")
-    if warning.owner_id == to_user.id:
-        raise DispatchError("already_theirs")
+    if not lock(warning, OPEN_STATUSES):
+        raise Refusal("closed")
+    if not to_user.works_at(warning.station_id):
+        raise Refusal("invitee_not_eligible")
+    if warning.owner_id == to_user.id or pending_offer(warning, to_user) is not None:
+        raise Refusal("already_theirs")
     # Officers whose offer is withdrawn are told too, so their phone stops asking.
     withdrawn = set(
         db.session.scalars(
             sa.select(Offer.officer_id).where(
-                Offer.warning_id == warning.id,
-                Offer.status == "pending",
-                Offer.officer_id != to_user.id,
+                Offer.warning_id == warning.id, Offer.status == "pending"
             )
         )
     )
-    db.session.execute(
-        sa.update(Offer)
-        .where(Offer.warning_id == warning.id, Offer.status == "pending")
-        .values(status="cancelled", cancelled_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    _cancel_pending(warning, now)
+    close_help_requests(warning, now)
     previous = warning.owner_id
     if previous is not None:
         withdrawn.add(previous)

@@ -14,76 +14,26 @@ Definitions (also shown on the page):
 - losses avoided: amount at risk of persuaded warnings; reported losses: loss recorded with
   the outcome plus losses reported later (amended outcomes);
 - time to accept / first contact: from received_at, over the warnings that got there.
+Workload (offers, accepts, declines, timeouts, taken per officer): fieldapp/workload.py.
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from fieldapp.extensions import db
 from fieldapp.models import (
     CHANNELS,
-    OPEN_STATUSES,
     ContactAttempt,
-    Offer,
     Outcome,
     Station,
-    User,
     Warning,
 )
+from fieldapp.periods import Period, received_in
+from fieldapp.workload import Workload, people, workload
 
-LOCAL = ZoneInfo("Asia/Shanghai")
 CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class Period:
-    """Local dates [start, end): end is the first day NOT included."""
-
-    start: date
-    end: date
-
-    def bounds(self) -> tuple[datetime, datetime]:
-        """The period as aware UTC datetimes."""
-        return local_midnight(self.start), local_midnight(self.end)
-
-    def last_year(self) -> "Period":
-        """The same dates one year earlier (29 February becomes the 28th)."""
-        return Period(_year_back(self.start), _year_back(self.end))
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-
-def local_midnight(day: date) -> datetime:
-    """00:00 in Asia/Shanghai on `day`, as UTC."""
-    return datetime.combine(day, time(0), tzinfo=LOCAL).astimezone(UTC)
-
-
-def _year_back(day: date) -> date:
-    try:
-        return day.replace(year=day.year - 1)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - 1, day=28)
-
-
-def local_today(now: datetime) -> date:
-    return now.astimezone(LOCAL).date()
-
-
-def preset(name: str, now: datetime) -> Period:
-    """today, week (Monday to today), month (1st to today), each ending after today."""
-    today = local_today(now)
-    tomorrow = today + timedelta(days=1)
-    if name == "week":
-        return Period(today - timedelta(days=today.weekday()), tomorrow)
-    if name == "month":
-        return Period(today.replace(day=1), tomorrow)
-    return Period(today, tomorrow)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -103,14 +53,6 @@ def ratio(part: int, whole: int) -> float | None:
 
 def _money(value) -> Decimal:
     return Decimal(value or 0).quantize(CENT)
-
-
-def _in_period(period: Period, station_id: int | None):
-    start, end = period.bounds()
-    clauses = [Warning.received_at >= start, Warning.received_at < end]
-    if station_id is not None:
-        clauses.append(Warning.station_id == station_id)
-    return clauses
 
 
 def _reached_exists():
@@ -150,6 +92,8 @@ class Totals:
 class Breakdown:
     key: str | int | None
     label: str = ""
+    badge_no: str | None = None  # per officer: tells namesakes apart
+    station_id: int | None = None  # per officer: whose station they work at
     received: int = 0
     reached: int = 0
     persuaded: int = 0
@@ -207,7 +151,7 @@ def groups(period: Period, station_id: int | None = None) -> list[Group]:
         )
         .select_from(Warning)
         .outerjoin(Outcome, Outcome.warning_id == Warning.id)
-        .where(*_in_period(period, station_id))
+        .where(*received_in(period, station_id))
         .group_by(Warning.station_id, Warning.fraud_type, Warning.owner_id)
     ).all()
     return [
@@ -279,7 +223,7 @@ def timing(period: Period, station_id: int | None = None) -> Timing:
     """Median and 90th percentile of the time to accept and to first contact."""
     rows = db.session.execute(
         sa.select(Warning.received_at, Warning.accepted_at, Warning.first_contact_at).where(
-            *_in_period(period, station_id),
+            *received_in(period, station_id),
             sa.or_(Warning.accepted_at.is_not(None), Warning.first_contact_at.is_not(None)),
         )
     ).all()
@@ -301,7 +245,7 @@ def channels(period: Period, station_id: int | None = None) -> dict[str, int]:
     rows = db.session.execute(
         sa.select(ContactAttempt.channel, sa.func.count(sa.distinct(ContactAttempt.warning_id)))
         .join(Warning, Warning.id == ContactAttempt.warning_id)
-        .where(ContactAttempt.reached.is_(True), *_in_period(period, station_id))
+        .where(ContactAttempt.reached.is_(True), *received_in(period, station_id))
         .group_by(ContactAttempt.channel)
     )
     for channel, n in rows:
@@ -320,70 +264,10 @@ def by_officer(period: Period, station_id: int | None = None, cells=None) -> lis
     """Per owning officer (None: never owned), labelled with the officer's display name."""
     cells = groups(period, station_id) if cells is None else cells
     found = _sum_by(cells, lambda g: g.owner_id)
-    names = _names([b.key for b in found if b.key is not None])
+    known = people([b.key for b in found if b.key is not None])
     for b in found:
-        b.label = names.get(b.key, "")
+        b.label, b.badge_no, b.station_id = known.get(b.key, ("", None, None))
     return sorted(found, key=lambda b: (b.key is None, -b.received, b.label))
-
-
-def _names(user_ids) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    return dict(
-        db.session.execute(
-            sa.select(User.id, User.display_name).where(User.id.in_(list(user_ids)))
-        ).all()
-    )
-
-
-@dataclass
-class Workload:
-    user_id: int
-    name: str
-    offers: int = 0
-    accepts: int = 0
-    declines: int = 0
-    open_now: int = 0
-
-
-def workload(period: Period, station_id: int | None = None) -> list[Workload]:
-    """Offers, accepts and declines on warnings received in `period`, and open warnings now.
-
-    Every field user of the station is listed, even with nothing, so an idle officer shows.
-    """
-    users = sa.select(User.id, User.display_name).where(
-        User.role.in_(("officer", "auxiliary")), User.active.is_(True)
-    )
-    if station_id is not None:
-        users = users.where(User.station_id == station_id)
-    result = {uid: Workload(uid, name) for uid, name in db.session.execute(users)}
-    offers = db.session.execute(
-        sa.select(
-            Offer.officer_id,
-            sa.func.count(Offer.id),
-            sa.func.sum(sa.case((Offer.status == "accepted", 1), else_=0)),
-            sa.func.sum(sa.case((Offer.status == "declined", 1), else_=0)),
-        )
-        .join(Warning, Warning.id == Offer.warning_id)
-        .where(*_in_period(period, station_id))
-        .group_by(Offer.officer_id)
-    )
-    for uid, n, accepted, declined in offers:
-        row = result.setdefault(uid, Workload(uid, ""))
-        row.offers, row.accepts, row.declines = n, int(accepted or 0), int(declined or 0)
-    open_query = (
-        sa.select(Warning.owner_id, sa.func.count())
-        .where(Warning.status.in_(OPEN_STATUSES), Warning.owner_id.is_not(None))
-        .group_by(Warning.owner_id)
-    )
-    if station_id is not None:
-        open_query = open_query.where(Warning.station_id == station_id)
-    for uid, n in db.session.execute(open_query):
-        result.setdefault(uid, Workload(uid, "")).open_now = n
-    missing = [uid for uid, row in result.items() if not row.name]
-    for uid, name in _names(missing).items():
-        result[uid].name = name
-    return sorted(result.values(), key=lambda w: (-w.offers, w.name, w.user_id))
 
 
 def station_ranking(period: Period, cells=None) -> list[Breakdown]:

@@ -4,7 +4,7 @@ from functools import lru_cache
 
 from babel import Locale
 from flask import Flask, current_app, has_request_context, request
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_date, format_datetime, get_locale
 from flask_login import current_user
 
 LANG_COOKIE = "lang"
@@ -51,4 +51,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["html_lang"] = html_lang
     app.jinja_env.filters["localtime"] = lambda value, fmt="short": (
         format_datetime(value, fmt) if value else ""
+    )
+    # The day alone (2026年11月28日), in the user's time zone: where the time of day is noise.
+    app.jinja_env.filters["localdate"] = lambda value, fmt="long": (
+        format_date(value, fmt) if value else ""
     )

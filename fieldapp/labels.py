@@ -1,5 +1,7 @@
 """Human names, in the user's language, for the codes stored in the database."""
 
+from flask_babel import format_decimal
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 FRAUD_TYPES = {
@@ -48,6 +50,24 @@ def label(table: dict, code: str | None) -> str:
     return str(table.get(code, code))
 
 
+def distance(metres: float | None) -> str:
+    """The one way a distance is written everywhere (pages, alerts, timelines): under a
+    kilometre in metres rounded to 10 m (a phone's fix is no finer), else in km to 0.1."""
+    if metres is None:
+        return ""
+    tens = round(metres / 10) * 10
+    if tens < 1000:
+        return _("%(m)s m", m=format_decimal(tens, format="#,##0"))
+    return _("%(km)s km", km=format_decimal(metres / 1000, format="#,##0.0"))
+
+
+def distance_away(metres: float | None) -> str:
+    """ "150 m away" / "1.5 km away", for a line without a "Distance" label in front."""
+    if metres is None:
+        return ""
+    return _("%(distance)s away", distance=distance(metres))
+
+
 def register(app) -> None:
     """Make the labels available to every template."""
     app.jinja_env.globals.update(
@@ -57,4 +77,6 @@ def register(app) -> None:
         channel_label=lambda c: label(CHANNELS, c),
         outcome_label=lambda c: label(OUTCOMES, c),
         role_label=lambda c: label(ROLES, c),
+        distance=distance,
+        distance_away=distance_away,
     )

@@ -1,21 +1,21 @@
-"""Web Push: building the payload a phone shows, and sending it through pywebpush.
+"""Web Push: the message a phone shows, and sending it to one device through pywebpush.
 
 The payload follows the contract: `{"v": 1, "kind", "message_id", "warning_id", "title",
 "body", "url"}`, plus `actions` (button labels, already translated), `receipt_token` (lets the
 service worker post its delivery receipt without a CSRF token) and `tag`. The lock-screen text
 never carries the resident's name or phone: fraud type, risk level and distance only.
 
-Sending raises `outbox.RetryLater` for what may work later (429, 5xx, network errors) and
-returns `GONE` for a subscription the push service no longer knows (404/410), which the
-caller deletes.
+pywebpush encrypts and signs; the HTTP request itself goes through outbound_http (the
+endpoint vetted again by outbound_rule, a total deadline, no redirects). Sending raises
+`outbox.RetryLater` for what may work later (429, 5xx, network errors, the deadline) and
+returns GONE for a subscription the push service no longer knows (404/410), which the caller
+deletes, and REJECTED for one it refuses or the rule no longer admits.
 """
 
 import json
 import logging
-import random
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 import requests
 from flask import current_app
@@ -23,55 +23,25 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from pywebpush import WebPushException, webpush
+from requests.structures import CaseInsensitiveDict
 
-from fieldapp import i18n, labels, vapid
+from fieldapp import i18n, labels, outbound_http, outbound_rule, vapid
 from fieldapp.models import Offer, PushSubscription, User, Warning
 from fieldapp.outbox import RetryLater
 
 log = logging.getLogger(__name__)
 
-PUSH_KINDS = ("offer", "help", "reminder", "reassigned")
 DEFAULT_LOCALE = "zh_CN"
-SEND_TIMEOUT_S = 10.0
-# Backoff for retries: 5 s, 10 s, 20 s ... capped at 15 minutes, each with ±25 % jitter.
-BACKOFF_BASE_S = 5.0
-BACKOFF_CAP_S = 900.0
+# Connect, TLS, request and the whole answer: one push service can hold a send this long.
+SEND_DEADLINE_S = 10.0
 RECEIPT_SALT = "push-receipt"
 
 SENT = "sent"
 GONE = "gone"
 REJECTED = "rejected"
 
-_local = threading.local()
 _keys: dict[str, object] = {}
 _keys_lock = threading.Lock()
-
-
-def backoff_s(attempts: int, retry_after_s: float | None = None) -> float:
-    """Seconds to wait before attempt `attempts + 1`: exponential with jitter, never sooner
-    than the push service's Retry-After."""
-    exp = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
-    delay = exp * random.uniform(0.75, 1.25)
-    if retry_after_s is not None:
-        delay = max(delay, retry_after_s)
-    return delay
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (the delta-seconds form; an HTTP date counts as unknown)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value.strip()))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        from fieldapp import clock
-
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - clock.now()).total_seconds())
-        except (TypeError, ValueError):
-            return None
 
 
 def vapid_key():
@@ -85,14 +55,6 @@ def vapid_key():
 
 def public_key() -> str:
     return vapid.public_key_b64(vapid_key())
-
-
-def _session() -> requests.Session:
-    # One keep-alive session per thread: the TLS handshake to the push service is the
-    # largest part of a send, and requests sessions are not thread-safe.
-    if getattr(_local, "session", None) is None:
-        _local.session = requests.Session()
-    return _local.session
 
 
 def _serializer() -> URLSafeSerializer:
@@ -118,22 +80,12 @@ def read_receipt_token(token: str) -> tuple[str, int] | None:
 
 
 def warning_path(warning_id: int | None) -> str:
-    """Where Open takes the officer: the warning's page if the field pages have one."""
+    """Where Open takes the officer: the warning's page, else the field home."""
+    # Built without a request: the worker sends pushes too.
     adapter = current_app.url_map.bind("")
-    if warning_id is not None:
-        for endpoint in ("field.warning", "field.show_warning", "field.warning_detail"):
-            if endpoint in current_app.view_functions:
-                return adapter.build(endpoint, {"warning_id": warning_id})
-        return adapter.build("field.index") + f"#w{warning_id}"
-    return adapter.build("field.index")
-
-
-def _distance_text(distance_m: float | None) -> str:
-    if distance_m is None:
-        return ""
-    if distance_m < 1000:
-        return _("%(m)d m away", m=round(distance_m))
-    return _("%(km).1f km away", km=distance_m / 1000)
+    if warning_id is None:
+        return adapter.build("field.index")
+    return adapter.build("field.warning", {"warning_id": warning_id})
 
 
 def texts(push_kind: str, warning: Warning | None, offer: Offer | None, test: bool = False):
@@ -144,7 +96,7 @@ def texts(push_kind: str, warning: Warning | None, offer: Offer | None, test: bo
         return _("Fieldapp"), ""
     fraud = labels.label(labels.FRAUD_TYPES, warning.fraud_type)
     risk = labels.label(labels.RISK_LEVELS, warning.risk_level)
-    distance = _distance_text(offer.distance_m if offer is not None else None)
+    distance = labels.distance_away(offer.distance_m if offer is not None else None)
     body = " · ".join(part for part in (risk, distance) if part)
     if push_kind == "offer":
         return _("New warning: %(fraud)s", fraud=fraud), body
@@ -153,6 +105,10 @@ def texts(push_kind: str, warning: Warning | None, offer: Offer | None, test: bo
     if push_kind == "reassigned":
         return _("Warning reassigned"), _(
             "%(fraud)s (%(risk)s) is now with a colleague.", fraud=fraud, risk=risk
+        )
+    if push_kind == "taken":
+        return _("Accepted by another officer"), _(
+            "%(fraud)s (%(risk)s) was accepted by a colleague first.", fraud=fraud, risk=risk
         )
     if warning.status == "unassigned":
         return _("Nobody took a warning"), _(
@@ -204,6 +160,22 @@ def subscription_info(sub: PushSubscription) -> dict:
     return {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
 
 
+class _Transport:
+    """What pywebpush posts through: the vetted target, a total deadline, no redirects."""
+
+    def __init__(self, target: outbound_rule.Target):
+        self.target = target
+
+    def post(self, url: str, *, data: bytes, headers, timeout: float) -> requests.Response:
+        reply = outbound_http.post(self.target, data or b"", dict(headers), deadline_s=timeout)
+        response = requests.Response()
+        response.status_code, response.reason = reply.status, reply.reason
+        response.headers = CaseInsensitiveDict(reply.headers.items())
+        response._content = reply.body  # a finished answer, as requests builds it
+        response.url = url
+        return response
+
+
 def send(
     sub: PushSubscription,
     payload: dict,
@@ -215,19 +187,22 @@ def send(
     """Encrypt and send `payload` to one subscription.
 
     Returns SENT when the push service accepted it (201/202), GONE for 404/410 (the caller
-    deletes the subscription), REJECTED for another 4xx (bad request, payload too large:
-    retrying cannot help). Raises RetryLater for 429, 5xx and network errors, honouring
-    Retry-After.
+    deletes the subscription), REJECTED for another 4xx or a 3xx (never followed) or an
+    endpoint the rule no longer admits (retrying cannot help). Raises RetryLater for 429,
+    5xx, network errors and the deadline, honouring Retry-After.
     """
+    try:
+        target = outbound_rule.connectable(sub.endpoint, outbound_rule.push_rule())
+    except outbound_rule.Refused as exc:
+        log.warning("push endpoint of subscription %s refused: %s", sub.id, exc.reason)
+        return SendResult(REJECTED)
+    except OSError as exc:
+        raise RetryLater("network error: the push service does not resolve") from exc
     headers = {"Urgency": urgency}
     if topic:
         # RFC 8030 §5.4: a newer message with the same topic replaces an undelivered one.
         headers["Topic"] = topic
-    endpoint = urlparse(sub.endpoint)
-    claims = {
-        "sub": current_app.config["VAPID_SUBJECT"],
-        "aud": f"{endpoint.scheme}://{endpoint.netloc}",
-    }
+    claims = {"sub": current_app.config["VAPID_SUBJECT"], "aud": target.origin}
     try:
         webpush(
             subscription_info(sub),
@@ -236,23 +211,26 @@ def send(
             vapid_claims=claims,
             ttl=max(0, int(ttl)),
             headers=headers,
-            timeout=SEND_TIMEOUT_S,
-            requests_session=_session(),
+            timeout=SEND_DEADLINE_S,
+            requests_session=_Transport(target),
         )
     except WebPushException as exc:
-        response = exc.response
-        code = response.status_code if response is not None else None
-        if code in (404, 410):
-            return SendResult(GONE, code)
-        if code is None or code == 429 or code >= 500:
-            # A requests Response is falsy for 4xx/5xx: compare with None.
-            header = response.headers.get("Retry-After") if response is not None else None
-            retry_after = parse_retry_after(header)
-            raise RetryLater(f"push service answered {code}", after_s=retry_after) from exc
-        log.warning("push rejected with %s for subscription %s", code, sub.id)
-        return SendResult(REJECTED, code)
-    except requests.RequestException as exc:
-        # Drop the pooled connection; it may be the broken part.
-        _local.session = None
-        raise RetryLater(f"network error: {type(exc).__name__}") from exc
+        return _refusal(sub, exc.response)
+    except outbound_http.OutboundError as exc:
+        raise RetryLater(f"push service: {exc}") from exc
     return SendResult(SENT, 201)
+
+
+def _refusal(sub: PushSubscription, response: requests.Response | None) -> SendResult:
+    # A requests Response is falsy for 4xx/5xx: compare with None.
+    code = response.status_code if response is not None else None
+    if code in (404, 410):
+        return SendResult(GONE, code)
+    if code is None or code == 429 or code >= 500:
+        header = response.headers.get("Retry-After") if response is not None else None
+        raise RetryLater(
+            f"push service answered {code}",
+            after_s=outbound_http.parse_retry_after(header),
+        )
+    log.warning("push rejected with %s for subscription %s", code, sub.id)
+    return SendResult(REJECTED, code)

@@ -1,26 +1,31 @@
-"""The SMS fallback gateway: a `log` backend by default, an `http` backend for a real gateway.
+"""The SMS gateway: a `log` backend by default, an `http` backend for a real gateway.
 
 Config: SMS_BACKEND ("log" | "http"), SMS_HTTP_URL, SMS_HTTP_TEMPLATE (a JSON document whose
 string values may hold `{phone}` and `{text}`; they are filled in after parsing, so a text
 with quotes or braces cannot break the JSON). The text itself never holds the resident's
-name or phone: it is the push title and body (fraud type, risk, distance).
+name or phone: it is the push title and body (fraud type, risk, distance). The gateway's URL
+is the administrator's setting, so any address is allowed; the call still has a total
+deadline and follows no redirect (outbound_http).
 """
 
 import json
 import logging
 
-import requests
 from flask import current_app
 
+from fieldapp import outbound_http, outbound_rule, outbox
 from fieldapp.outbox import RetryLater
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 10.0
+DEADLINE_S = 10.0
 
 
 class SmsError(Exception):
     """A permanent failure (bad configuration, gateway refusing the request)."""
+
+
+outbox.PERMANENT.append(SmsError)
 
 
 def _fill(value, phone: str, text: str):
@@ -62,16 +67,19 @@ def send(phone: str, text: str, *, ref: str = "") -> None:
     if not url.startswith(("https://", "http://")):
         raise SmsError("SMS_HTTP_URL is not set")
     body = render(current_app.config["SMS_HTTP_TEMPLATE"], phone, text)
+    data = json.dumps(body, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8"}
     try:
-        response = requests.post(url, json=body, timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
-        raise RetryLater(f"sms gateway unreachable: {type(exc).__name__}") from exc
-    if response.status_code == 429 or response.status_code >= 500:
-        from fieldapp.push import parse_retry_after
-
+        target = outbound_rule.trusted(url)
+        reply = outbound_http.post(target, data, headers, deadline_s=DEADLINE_S)
+    except outbound_rule.Refused as exc:
+        raise SmsError(f"SMS_HTTP_URL is not usable ({exc.reason})") from exc
+    except (OSError, outbound_http.OutboundError) as exc:
+        raise RetryLater(f"sms gateway unreachable: {exc}") from exc
+    if reply.status == 429 or reply.status >= 500:
         raise RetryLater(
-            f"sms gateway answered {response.status_code}",
-            after_s=parse_retry_after(response.headers.get("Retry-After")),
+            f"sms gateway answered {reply.status}",
+            after_s=outbound_http.parse_retry_after(reply.headers.get("Retry-After")),
         )
-    if response.status_code >= 400:
-        raise SmsError(f"sms gateway refused: {response.status_code}")
+    if reply.status >= 300:
+        raise SmsError(f"sms gateway refused: {reply.status}")

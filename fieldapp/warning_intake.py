@@ -1,26 +1,76 @@
-"""Creating warnings, from the centre's API, a chief's form or a CSV batch."""
+"""Creating warnings, from the centre's API, a chief's form or a CSV batch.
+
+`WarningIn` is the one description of a warning's input: the API validates its JSON with it,
+the form and the CSV their rows, and the OpenAPI document is generated from it.
+"""
 
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from flask_babel import gettext as _
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy.exc import IntegrityError
 
 from fieldapp import clock, dispatch, events, geo
-from fieldapp.api.schemas import WarningIn
 from fieldapp.extensions import db
-from fieldapp.models import IntakeToken, OutboxMessage, Station, User, Warning
+from fieldapp.models import (
+    FRAUD_TYPES,
+    RISK_LEVELS,
+    IntakeToken,
+    OutboxMessage,
+    Station,
+    User,
+    Warning,
+)
+from fieldapp.refusals import Refusal
+from fieldapp.validation import Instant, Money, Phone, text
+
+FraudType = Literal[FRAUD_TYPES]  # type: ignore[valid-type]
+RiskLevel = Literal[RISK_LEVELS]  # type: ignore[valid-type]
 
 
-class IntakeError(Exception):
-    """Input that names something that does not exist or is not allowed: {field: message}."""
+class Location(BaseModel):
+    """Where the resident is believed to be (WGS-84)."""
 
-    def __init__(self, errors: dict[str, str]):
-        super().__init__(errors)
-        self.errors = errors
+    model_config = ConfigDict(extra="ignore")
+
+    lat: Annotated[float, Field(ge=-90, le=90, description="latitude, degrees")]
+    lon: Annotated[float, Field(ge=-180, le=180, description="longitude, degrees")]
+    accuracy_m: Annotated[float | None, Field(ge=0, le=1_000_000)] = None
+
+
+class WarningIn(BaseModel):
+    """An early warning sent by the anti-fraud centre."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    source_ref: text(64, 1, description="the centre's own id")
+    person_name: text(64, 1)
+    person_phone: Annotated[
+        Phone,
+        Field(description="mainland mobile (11 digits, optional +86) or other dialable number"),
+    ]
+    fraud_type: FraudType
+    risk_level: RiskLevel = "high"
+    amount_at_risk: Annotated[Money | None, Field(description="yuan")] = None
+    location: Location | None = None
+    station_code: text(32, 1) | None = None
+    address: text(200) | None = None
+    suspect_account: text(64) | None = None
+    issued_at: Annotated[
+        Instant | None, Field(description="RFC 3339, when the centre raised it")
+    ] = None
+    note: text(500) | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> "WarningIn":
+        if self.location is None and not self.station_code:
+            raise PydanticCustomError("location_or_station", "location or station_code required")
+        return self
 
 
 @dataclass
@@ -42,17 +92,15 @@ def resolve_station(data: WarningIn, token: IntakeToken | None) -> Station:
     if data.station_code:
         station = db.session.scalar(sa.select(Station).where(Station.code == data.station_code))
         if station is None:
-            raise IntakeError({"station_code": _("Unknown station.")})
+            raise Refusal("unknown_station")
         if token is not None and token.station_id and token.station_id != station.id:
-            raise IntakeError(
-                {"station_code": _("This token may only send warnings for its own station.")}
-            )
+            raise Refusal("token_station")
         return station
     if token is not None and token.station_id:
         return token.station
     stations = list(db.session.scalars(sa.select(Station)))
     if not stations:
-        raise IntakeError({"station_code": _("No station exists yet.")})
+        raise Refusal("no_station")
     lat, lon = data.location.lat, data.location.lon
     return min(stations, key=lambda s: (geo.distance_m(lat, lon, s.lat, s.lon), s.id))
 
@@ -107,7 +155,7 @@ def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
     """
     station = resolve_station(data, token)
     warning = build_warning(data, station, token_id=token.id)
-    offer = dispatch.plan_first(warning, station, warning.received_at)
+    offers = dispatch.plan_first(warning, station, warning.received_at)
     db.session.add(warning)
     try:
         db.session.flush()
@@ -132,19 +180,48 @@ def receive(data: WarningIn, token: IntakeToken) -> IntakeResult:
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
     )
-    push = dispatch.announce_first(warning, offer, warning.received_at)
+    push = dispatch.announce_first(warning, offers, warning.received_at)
     return IntakeResult(warning, created=True, push=push)
+
+
+def station_for(data: WarningIn, chief: User) -> Station:
+    """The station a chief's warning goes to; a chief may only enter for their own station."""
+    station = resolve_station(data, None)
+    if not chief.is_admin and station.id != chief.station_id:
+        raise Refusal("own_station_only")
+    return station
+
+
+def manual_ref_taken(station: Station, source_ref: str) -> bool:
+    """Whether a warning entered by hand at `station` already has this source_ref.
+
+    Only within the station: a look-up across stations would tell a chief whether a
+    reference exists elsewhere.
+    """
+    found = db.session.scalar(
+        sa.select(Warning.id).where(
+            Warning.token_id.is_(None),
+            Warning.station_id == station.id,
+            Warning.source_ref == source_ref,
+        )
+    )
+    return found is not None
 
 
 def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> IntakeResult:
     """A chief types a warning in (e.g. from a phone call); it is dispatched like any other."""
-    station = resolve_station(data, None)
-    if not chief.is_admin and station.id != chief.station_id:
-        raise IntakeError({"station_code": _("You can only enter warnings for your own station.")})
+    station = station_for(data, chief)
+    if manual_ref_taken(station, data.source_ref):
+        raise Refusal("source_ref_taken")
     warning = build_warning(data, station, created_by_id=chief.id)
-    offer = dispatch.plan_first(warning, station, warning.received_at)
+    offers = dispatch.plan_first(warning, station, warning.received_at)
     db.session.add(warning)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another chief entered the same reference at the same moment (unique per station).
+        db.session.rollback()
+        raise Refusal("source_ref_taken") from None
     events.record(
         "received",
         warning=warning,
@@ -153,5 +230,5 @@ def enter_by_hand(data: WarningIn, chief: User, source: str = "manual") -> Intak
         fraud_type=warning.fraud_type,
         risk_level=warning.risk_level,
     )
-    push = dispatch.announce_first(warning, offer, warning.received_at)
+    push = dispatch.announce_first(warning, offers, warning.received_at)
     return IntakeResult(warning, created=True, push=push)

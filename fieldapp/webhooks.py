@@ -6,8 +6,10 @@ The body is the same feedback JSON as `GET /api/v1/warnings/<id>` plus `"event"`
     X-Fieldapp-Signature: sha256=<hex HMAC-SHA256(webhook_secret, timestamp + "." + raw body)>
     X-Fieldapp-Timestamp: <unix seconds>
 
-and should refuse timestamps more than a few minutes old (replays). Network errors, 5xx and
-429 are retried by the outbox (RetryLater); any other 4xx is a permanent failure.
+and should refuse timestamps more than a few minutes old (replays). Network errors, the
+deadline, 5xx and 429 are retried by the outbox (RetryLater); any other 4xx, a redirect (never
+followed) or a URL the outbound rule refuses (outbound_rule.webhook_rule: public https hosts
+only, checked again at every delivery) is a permanent failure.
 """
 
 import hashlib
@@ -15,20 +17,22 @@ import hmac
 import json
 from datetime import datetime
 
-import requests
-
-from fieldapp.api.intake import feedback
+from fieldapp import outbound_http, outbound_rule, outbox
 from fieldapp.extensions import db
+from fieldapp.feedback import feedback
 from fieldapp.models import OutboxMessage, Warning
 from fieldapp.outbox import RetryLater
 
 SIGNATURE_HEADER = "X-Fieldapp-Signature"
 TIMESTAMP_HEADER = "X-Fieldapp-Timestamp"
-TIMEOUT_S = 10
+DEADLINE_S = 10.0
 
 
 class WebhookRejected(Exception):
     """The receiver refused the message for good (a 4xx other than 429): do not retry."""
+
+
+outbox.PERMANENT.append(WebhookRejected)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -65,15 +69,15 @@ def deliver(message: OutboxMessage, now: datetime) -> None:
         "X-Fieldapp-Delivery": str(message.id or ""),
     }
     try:
-        response = requests.post(
-            token.webhook_url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False
-        )
-    except requests.RequestException as exc:
-        raise RetryLater(f"webhook network error: {type(exc).__name__}") from exc
-    status = response.status_code
+        target = outbound_rule.connectable(token.webhook_url, outbound_rule.webhook_rule())
+        reply = outbound_http.post(target, body, headers, deadline_s=DEADLINE_S)
+    except outbound_rule.Refused as exc:
+        raise WebhookRejected(f"webhook URL refused by the outbound rule ({exc.reason})") from exc
+    except (OSError, outbound_http.OutboundError) as exc:
+        raise RetryLater(f"webhook: {exc}") from exc
+    status = reply.status
     if status == 429 or status >= 500:
-        retry_after = response.headers.get("Retry-After", "")
-        after_s = float(retry_after) if retry_after.isdigit() else None
+        after_s = outbound_http.parse_retry_after(reply.headers.get("Retry-After"))
         raise RetryLater(f"webhook answered {status}", after_s=after_s)
     if status >= 400:
         raise WebhookRejected(f"webhook refused with {status}; not retried")

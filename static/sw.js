@@ -9,7 +9,8 @@
  * and takes over only when the officer taps "update" (or no page is open), so nobody is left
  * on a half-updated app. */
 try {
-  importScripts("/static/js/sw-push.js");  // push and notification listeners (push helper)
+  // The shared CSRF/JSON/queue helpers, then the push and notification listeners.
+  importScripts("/static/js/fieldnet.js", "/static/js/sw-push.js");
 } catch (e) {
   console.error("sw-push.js could not be loaded", e);
 }
@@ -72,11 +73,18 @@ function isOfficerPage(request, url) {
   return request.mode === "navigate" && url.pathname.indexOf("/field/") === 0;
 }
 
+// Officer pages are HTML; anything else under /field/ (a fresh CSRF token) is never saved.
+// Their `Cache-Control: no-store` keeps them out of the browser's HTTP cache; the pages saved
+// here are the offline copy, wiped at login and logout.
+function isHtml(resp) {
+  return /^text\/html/.test(resp.headers.get("Content-Type") || "");
+}
+
 function store(url, resp) {
   // Only whole, same-origin successes; a login redirect must never stand in for a page.
   if (!resp || !resp.ok || resp.redirected || resp.type !== "basic") return resp;
-  if (/no-store/.test(resp.headers.get("Cache-Control") || "")) return resp;
-  var page = url.pathname.indexOf("/field/") === 0 || url.pathname === "/manifest.webmanifest";
+  var page = (url.pathname.indexOf("/field/") === 0 && isHtml(resp)) ||
+    url.pathname === "/manifest.webmanifest";
   if (url.pathname.indexOf("/static/") !== 0 && !page) return resp;
   var name = url.pathname.indexOf("/static/") === 0 ? STATIC_CACHE : PAGE_CACHE;
   var copy = resp.clone();
@@ -93,7 +101,8 @@ function normalise(html) {
   return html
     .replace(/(name="(?:csrf_token|client_id)" value=")[^"]*/g, "$1")
     .replace(/(<meta name="csrf-token" content=")[^"]*/g, "$1")
-    .replace(/value="[^"]*"( data-now)/g, "$1");
+    .replace(/value="[^"]*"( data-now)/g, "$1")
+    .replace(/(last_event_id=)\d+/g, "$1");
 }
 
 function tell(event, msg) {
@@ -120,7 +129,7 @@ function revalidate(event, url, shown) {
         return tell(event, { type: "page-updated", url: url.href });
       });
     }
-    if (!resp.ok || resp.type !== "basic" || /no-store/.test(resp.headers.get("Cache-Control") || "")) return null;
+    if (!resp.ok || resp.type !== "basic" || !isHtml(resp)) return null;
     var copy = resp.clone();
     return Promise.all([shown.text(), resp.text()]).then(function (texts) {
       return caches.open(PAGE_CACHE).then(function (c) { return c.put(url.href, copy); }).then(function () {
@@ -190,6 +199,9 @@ self.addEventListener("fetch", function (event) {
   }
   if (request.method !== "GET") return;
   if (url.origin !== self.location.origin || skip(url)) return;
+  // A page refreshing its regions after a change wants the server's state, not a saved copy
+  // (it saves the fresh copy itself).
+  if (request.headers.get("X-Fieldapp-Refresh")) return;
   if (isVersionedStatic(url)) {
     event.respondWith(cacheFirst(event, url));
     return;

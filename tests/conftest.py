@@ -7,20 +7,33 @@ so parallel runs and helpers never share rows.
 
 import os
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from flask.globals import _cv_app
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from fieldapp import clock, create_app
+from fieldapp.auth import passwords
 from fieldapp.extensions import db, limiter
 from tests import factories
 
+# The tests check the login rules, not argon2's cost: with the cheapest parameters the suite's
+# thousands of password checks take milliseconds instead of minutes. Production keeps the
+# library's defaults (fieldapp/auth/passwords.py).
+passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+passwords.DUMMY_HASH = passwords._hasher.hash("not-a-password")
+
 PG_ADMIN_URL = os.environ.get("FIELDAPP_TEST_DATABASE_URL", "")
+
+# Shared fixtures of their own modules: `field` (tests/fieldsetup.py), `push_service`
+# (tests/pushservice.py), available to every test without importing them.
+pytest_plugins = ["tests.fieldsetup", "tests.pushservice"]
 
 
 def _pg_url(base: str, name: str) -> str:
@@ -52,6 +65,23 @@ def database_url(tmp_path_factory):
             )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def empty_db_url(tmp_path):
+    """A database with no tables yet, for the migration tests."""
+    if not PG_ADMIN_URL:
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    name = f"fieldapp_mig_{os.getpid()}"
+    admin = sa.create_engine(_pg_url(PG_ADMIN_URL, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield _pg_url(PG_ADMIN_URL, name)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -102,12 +132,29 @@ def app(migrated, database_url, instance_dir):
 
 def _empty_all_tables() -> None:
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
+    if db.engine.dialect.name != "postgresql":
+        with db.engine.begin() as conn:
             for name in tables:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
+        return
+    # A browser test's server may still be finishing a request (a live stream ends within
+    # STREAM_SECONDS) whose transaction holds a table TRUNCATE needs: end those sessions first,
+    # and should one reconnect in between and deadlock with TRUNCATE, try again.
+    for attempt in range(5):
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            return
+        except sa.exc.OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 class IsolatedClient(FlaskClient):

@@ -23,6 +23,9 @@ def _password_hash() -> str:
 
 def station(code: str | None = None, lat: float = 27.8170, lon: float = 114.9230, **kw) -> Station:
     n = next(_seq)
+    # One offer at a time unless a test asks for parallel offers (the app's default is 2):
+    # most tests follow one officer's offer through its chain.
+    kw.setdefault("parallel_offers_high", 1)
     row = Station(code=code or f"S{n}", name=kw.pop("name", f"Station {n}"), lat=lat, lon=lon, **kw)
     db.session.add(row)
     db.session.flush()

@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -28,7 +29,8 @@ def cid() -> str:
 
 @pytest.fixture(name="field")
 def field_fixture(make, fake_clock):
-    """An officer who accepted a high-risk warning, colleagues, and another station."""
+    """An officer who accepted a high-risk warning received 10 minutes ago, colleagues, and
+    another station."""
     st = make.station("CG")
     other = make.station("XX", lat=28.5, lon=115.5)
     officer = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
@@ -36,7 +38,7 @@ def field_fixture(make, fake_clock):
     aux = make.user(st, "auxiliary", "fj1", on_duty=True)
     chief = make.user(st, "chief", "sz1")
     stranger = make.user(other, "officer", "mjx", on_duty=True, lat=other.lat, lon=other.lon)
-    warning = make.warning(st)
+    warning = make.warning(st, received_at=fake_clock.now() - timedelta(minutes=10))
     dispatch.make_offer(warning, officer, fake_clock.now())
     dispatch.accept(warning, officer, fake_clock.now())
     db.session.commit()

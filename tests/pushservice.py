@@ -4,7 +4,8 @@ It checks the VAPID `Authorization: vapid t=<JWT>, k=<key>` header (ES256 signat
 the `k=` key, `aud` equal to the endpoint's origin, `exp` in the future and at most 24 h
 away), decrypts the aes128gcm body with the fake device's private key and auth secret
 (http_ece + cryptography), records the message, and answers 201 — or what a test queued for
-that device (404, 410, 429, 500, with Retry-After).
+that device: another status (404, 410, 429, 500, a redirect) with Retry-After or Location, an
+answer trickled one byte at a time, or none at all (the connection held open).
 """
 
 import base64
@@ -56,10 +57,31 @@ class Device:
     def subscription_json(self) -> dict:
         return {"endpoint": self.endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth}}
 
-    def answer(self, status: int, retry_after: str | None = None, times: int = 1) -> None:
-        """Queue answers other than 201 for the next requests to this device."""
+    def answer(
+        self,
+        status: int,
+        retry_after: str | None = None,
+        times: int = 1,
+        *,
+        location: str | None = None,
+        trickle_s: float | None = None,
+    ) -> None:
+        """Queue answers other than 201 for the next requests to this device; with
+        `trickle_s` the answer goes out one byte every `trickle_s` seconds."""
         for _ in range(times):
-            self.responses.append((status, retry_after))
+            self.responses.append(
+                {
+                    "status": status,
+                    "retry_after": retry_after,
+                    "location": location,
+                    "trickle_s": trickle_s,
+                }
+            )
+
+    def hang(self, times: int = 1) -> None:
+        """Read the next requests and never answer them (until the service closes)."""
+        for _ in range(times):
+            self.responses.append({"hang": True})
 
     def payloads(self) -> list[dict]:
         return [m["payload"] for m in self.received]
@@ -87,13 +109,14 @@ class PushService:
         self.hold_after: int | None = None
         self.held_count = 0
         self.held = threading.Event()  # set once a request is being held
+        self.trickled = 0  # trickled answers sent to the end (nobody cut them)
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.origin = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def close(self):
@@ -157,12 +180,36 @@ class PushService:
             def log_message(self, *args):
                 pass
 
-            def _reply(self, status: int, retry_after: str | None = None):
+            def _reply(self, status: int, retry_after: str | None = None, **extra):
+                if extra.get("hang"):
+                    with service.lock:
+                        service.held_count += 1
+                    service.held.set()
+                    service.release.wait(timeout=60)
+                    return None
+                if extra.get("trickle_s"):
+                    return self._trickle(status, extra["trickle_s"])
                 self.send_response(status)
                 if retry_after is not None:
                     self.send_header("Retry-After", retry_after)
+                if extra.get("location"):
+                    self.send_header("Location", extra["location"])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _trickle(self, status: int, every_s: float):
+                raw = f"HTTP/1.1 {status} Slow\r\nContent-Length: 0\r\n\r\n".encode()
+                for i in range(len(raw)):
+                    if service.release.wait(timeout=every_s):
+                        return None
+                    try:
+                        self.wfile.write(raw[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return None  # the sender gave up: what a deadline does
+                with service.lock:
+                    service.trickled += 1
+                return None
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
@@ -183,8 +230,9 @@ class PushService:
                 if device is None:
                     return self._reply(404)
                 if device.responses:
-                    status, retry_after = device.responses.popleft()
-                    return self._reply(status, retry_after)
+                    answer = dict(device.responses.popleft())
+                    status, retry_after = answer.pop("status", 0), answer.pop("retry_after", None)
+                    return self._reply(status, retry_after, **answer)
                 problem = service.check_vapid(self.headers.get("Authorization", ""))
                 if problem is None and self.headers.get("Content-Encoding") != "aes128gcm":
                     problem = "not aes128gcm"

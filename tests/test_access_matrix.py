@@ -55,8 +55,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "core.service_worker": {"read": PUBLIC},
     "core.set_language": {"change": PUBLIC},
     "field.index": {"read": FIELD},
-    "intake.import_batch": {"read": CHIEF, "change": CHIEF},
-    "intake.new_warning": {"read": CHIEF, "change": CHIEF},
+    "desk.import_batch": {"read": CHIEF, "change": CHIEF},
+    "desk.new_warning": {"read": CHIEF, "change": CHIEF},
     "static": {"read": PUBLIC},
     # --- the push/worker branch (#3) ---
     "api.set_duty": {"change": FIELD},
@@ -73,8 +73,15 @@ MATRIX: dict[str, dict[str, str]] = {
     "board.warning_detail": {"read": CHIEF_A_OBJECT},
     "board.reassign_warning": {"change": CHIEF_A_OBJECT},
     "board.amend_outcome": {"change": CHIEF_A_OBJECT},
+    "board.ask_to_join": {"change": CHIEF_A_OBJECT},
     "board.figures_page": {"read": CHIEF},
     "board.figures_csv": {"read": CHIEF},
+    # --- the chief's command view (#12) ---
+    "board.map_data": {"read": CHIEF},  # scoped to the chief's station: tests/test_board_map.py
+    "board.wall": {"read": CHIEF},
+    "board.reassign_picker": {"read": CHIEF_A_OBJECT},
+    # 12.8: the station's parallel-offer setting (an empty POST is a 422 that changes nothing)
+    "board.station_settings": {"read": CHIEF_A_OBJECT, "change": CHIEF_A_OBJECT},
     # --- the field app branch (#4) ---
     "api.sync_entries": {"change": FIELD},  # each entry is then checked on its own
     "field.warning": {"read": ANY_A_OBJECT},
@@ -83,6 +90,16 @@ MATRIX: dict[str, dict[str, str]] = {
     "field.settings": {"read": LOGGED_IN},
     "field.csrf_token": {"read": LOGGED_IN},
     "field.talking_points": {"read": ADMIN_ONLY, "change": ADMIN_ONLY},
+    # --- the auth branch: own password, people management (#12 item 5) ---
+    "auth.change_password": {"read": LOGGED_IN, "change": LOGGED_IN},
+    "people.index": {"read": CHIEF},
+    "people.person": {"read": CHIEF_A_OBJECT},
+    # An empty POST changes nothing here: the confirm steps need their confirmation fields.
+    "people.unlock": {"change": CHIEF_A_OBJECT},
+    "people.reset_password": {"read": CHIEF_A_OBJECT, "change": CHIEF_A_OBJECT},
+    "people.deactivate": {"read": CHIEF_A_OBJECT, "change": CHIEF_A_OBJECT},
+    "people.reactivate": {"change": CHIEF_A_OBJECT},
+    "people.change_role": {"change": CHIEF_A_OBJECT},
 }
 
 # Endpoints after which the client's session is gone and must be logged in again.
@@ -106,10 +123,8 @@ CHANGE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Add the setting of any new stream endpoint.
 SHORT_STREAMS = {
     "STREAM_SECONDS": 0.3,
-    "STREAM_POLL_S": 0.1,
     "STREAM_KEEPALIVE_S": 0.1,
     "BOARD_STREAM_SECONDS": 0.3,
-    "BOARD_STREAM_POLL_S": 0.1,
 }
 
 

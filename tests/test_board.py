@@ -108,11 +108,11 @@ def test_chief_sees_own_open_warnings_unassigned_first_then_oldest(board, client
 
 
 def test_board_flags(board, app, fake_clock):
-    from fieldapp import board_view
+    from fieldapp import board_read
 
     rows = {
         r.warning.id: r
-        for r in board_view.open_warnings(sa.true(), board_view.Filters(), fake_clock.now())
+        for r in board_read.open_warnings(sa.true(), board_read.Filters(), fake_clock.now())
     }
     w = board["w"]
     late = rows[w["late"].id]
@@ -234,7 +234,7 @@ def test_timeline_renders_every_event_as_a_sentence(board, client, auth):
     client.set_cookie("lang", "en")
     html = client.get(f"/board/warnings/{w.id}").get_data(as_text=True)
     assert "Warning received from the anti-fraud centre." in html
-    assert "Offered to 王警官 (offer 1). (1.5 km away)" in html
+    assert "Offered to 王警官 (offer 1), 1.5 km away." in html
     assert "Contact attempt by WeChat video call: reached the person." in html
     assert "The phone of 王警官 confirmed the notification arrived." in html
     assert "No receipt from the phone: SMS sent to 王警官." in html
@@ -270,7 +270,7 @@ def test_live_feed_catches_up_after_a_dropped_connection(board, client, auth, ap
     assert resp.mimetype == "text/event-stream"
     body = resp.get_data(as_text=True)
     ids = [int(x) for x in re.findall(r"^id: (\d+)$", body, re.M)]
-    assert ids == [missed1.id, missed2.id]  # nothing missed, nothing repeated
+    assert ids == [seen, missed1.id, missed2.id]  # the start, then nothing missed or repeated
     assert f'"warning_id": {w["due"].id}' in body and "event: changed" in body
     assert hidden.id not in ids and f'"warning_id": {w["other"].id}' not in body
     assert body.startswith("retry: ")
@@ -281,7 +281,7 @@ def test_live_feed_catches_up_after_a_dropped_connection(board, client, auth, ap
     assert "event: changed" not in again
     # A fresh page load starts from the id it was rendered with (query), when no header.
     fresh = client.get(f"/board/stream?last_id={missed1.id}", buffered=True).get_data(as_text=True)
-    assert re.findall(r"^id: (\d+)$", fresh, re.M) == [str(missed2.id)]
+    assert re.findall(r"^id: (\d+)$", fresh, re.M) == [str(missed1.id), str(missed2.id)]
 
 
 def test_admin_feed_sees_all_stations(board, client, auth, app):
@@ -421,14 +421,18 @@ def test_csv_export_has_bom_and_the_numbers_of_the_page(board, client, auth, mak
     assert rows["Time to accept, median (s)"][0] == "60"  # (40 + 80) / 2
     assert rows["Anti-fraud app installs"][0] == "1"
     assert "7777" not in resp.data.decode("utf-8-sig")
-    for name in (
-        "Warnings received",
-        "Persuasion rate",
-        "Losses avoided (yuan)",
-        "Time to accept, median (s)",
-    ):
+    # The page shows the same numbers, written for the reader (separators, the unit named).
+    on_page = {
+        "Warnings received": "2",
+        "Persuasion rate": "50.0%",
+        "Losses avoided (yuan)": "10,000 yuan",
+        "Time to accept, median (s)": "60",
+    }
+    for name, shown in on_page.items():
         assert re.search(
-            rf"<th scope=\"row\">{re.escape(name)}</th><td>{re.escape(rows[name][0])}</td>", page
+            rf"<th scope=\"row\">{re.escape(name)}</th>"
+            rf"<td class=\"num\" data-label=\"This period\">{re.escape(shown)}</td>",
+            page,
         )
 
 

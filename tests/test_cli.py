@@ -1,4 +1,9 @@
-"""The flask commands of CONTRACT.md: clear errors for bad arguments, nothing half-done."""
+"""The flask commands deployments rely on: clear errors for bad arguments, nothing half-done."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -6,6 +11,8 @@ from fieldapp import tokens
 from fieldapp.auth.passwords import verify_password
 from fieldapp.extensions import db
 from fieldapp.models import IntakeToken, Station, User, Warning
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_create_station(runner):
@@ -92,7 +99,9 @@ def test_create_token_prints_once_and_stores_hash(runner, make):
     db.session.commit()
     result = runner.invoke(args=["create-token", "--name", "centre", "--station", "CG"])
     assert result.exit_code == 0, result.output
-    plaintext = result.output.strip().splitlines()[0]
+    plaintext = result.stdout.strip()  # the token alone on stdout, for scripts
+    assert "shown once" in result.stderr
+    assert f"Authorization: Bearer {plaintext}" in result.stderr
     row = db.session.scalar(sa.select(IntakeToken))
     assert row.token_hash == tokens.hash_token(plaintext)
     assert row.station.code == "CG"
@@ -133,3 +142,21 @@ def test_demo_users_can_log_in(runner, auth):
     assert auth.login("cgmj01", DEMO_PASSWORD).headers["Location"].endswith("/field/")
     auth.logout()
     assert auth.login("chief_cg", DEMO_PASSWORD).headers["Location"].endswith("/board/")
+
+
+def test_help_writes_nothing_under_instance(tmp_path):
+    """`flask --help` has no side effects: no secret key or database appears."""
+    instance = tmp_path / "instance"
+    env = {**os.environ, "FIELDAPP_INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT)}
+    env.pop("SECRET_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "serve" in done.stdout
+    assert not instance.exists() or not any(instance.iterdir())

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fieldapp import dispatch, push, worker
 from fieldapp.extensions import db
 from fieldapp.models import Event, Offer, OutboxMessage, PushSubscription, User
-from tests.pushservice import push_service_fixture, subscribe  # noqa: F401
+from tests.pushservice import subscribe
 
 LAT, LON = 27.8170, 114.9230
 
@@ -105,29 +105,26 @@ def test_position_bad_input_is_422(people, auth, body, field):
     assert user("off_d").position_at is None
 
 
-def test_subscription_add_move_and_delete(people, auth, client, push_service):
+def test_an_endpoint_belongs_to_one_account(people, auth, client, push_service):
+    """Issue 14 #10: whoever knows an officer's endpoint cannot take their alerts."""
     device = push_service.device()
     auth.login("off_d")
     resp = auth.post_json("/api/v1/push/subscriptions", device.subscription_json())
     assert resp.status_code == 201
-    assert (
-        auth.post_json("/api/v1/push/subscriptions", device.subscription_json()).status_code == 201
-    )
-    subs = db.session.scalars(sa.select(PushSubscription)).all()
-    assert len(subs) == 1 and subs[0].user_id == user("off_d").id
-    auth.logout()
-    auth.login("chief_d")  # the same browser, now the chief's
-    assert (
-        auth.post_json("/api/v1/push/subscriptions", device.subscription_json()).status_code == 201
-    )
-    db.session.expire_all()
-    assert db.session.scalars(sa.select(PushSubscription)).one().user_id == user("chief_d").id
-    body = {"endpoint": device.endpoint}
-    auth.logout()
-    auth.login("off_d")
-    assert auth.post_json("/api/v1/push/subscriptions", body, method="DELETE").status_code == 404
+    # The owner registering again (every page load does) is fine.
+    again = auth.post_json("/api/v1/push/subscriptions", device.subscription_json())
+    assert again.status_code == 201 and again.get_json()["id"] == resp.get_json()["id"]
     auth.logout()
     auth.login("chief_d")
+    taken = auth.post_json("/api/v1/push/subscriptions", device.subscription_json())
+    assert taken.status_code == 422
+    assert "另一个账号" in taken.get_json()["errors"]["endpoint"]
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(PushSubscription)).one().user_id == user("off_d").id
+    body = {"endpoint": device.endpoint}
+    assert auth.post_json("/api/v1/push/subscriptions", body, method="DELETE").status_code == 404
+    auth.logout()
+    auth.login("off_d")
     assert auth.post_json("/api/v1/push/subscriptions", body, method="DELETE").status_code == 204
     assert db.session.scalars(sa.select(PushSubscription)).all() == []
 
@@ -258,7 +255,7 @@ def test_test_alert_receipt_stops_the_sms(people, auth, client, fake_clock, push
 def test_stream_sends_my_offers_and_catches_up_by_last_event_id(
     people, auth, client, make, fake_clock, app
 ):
-    app.config.update(STREAM_SECONDS=0.2, STREAM_POLL_S=0.05)
+    app.config.update(STREAM_SECONDS=0.2)
     me, colleague = people["officer"], people["aux"]
     for u in (me, colleague):
         u.duty_status = "on_duty"
@@ -316,5 +313,5 @@ def test_field_page_has_the_duty_switch_translated(people, auth, client):
     assert 'id="duty-toggle"' in html and 'role="switch"' in html
     assert "值班中" in html and "发送测试提醒" in html
     assert 'src="/static/js/duty.js' in html
-    assert 'data-stream-url="/api/v1/me/stream"' in html
+    assert 'data-stream-url="/api/v1/me/stream?last_event_id=' in html
     assert "<script>" not in html and "onclick" not in html and 'style="' not in html

@@ -6,7 +6,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from fieldapp import dispatch
+from fieldapp import dispatch, duty, refusals
 from fieldapp.extensions import db
 from fieldapp.models import Event, Offer, OutboxMessage, Warning
 
@@ -47,7 +47,8 @@ def test_nearest_on_duty_officer_gets_the_offer(make, station, fake_clock):
         {"user_id": near.id, "push_kind": "offer", "warning_id": w.id, "offer_id": offer.id}
     ]
     due = {m.kind: m.due_at for m in db.session.scalars(sa.select(OutboxMessage))}
-    assert (due["receipt_check"] - fake_clock.now()).total_seconds() == station.receipt_timeout_s
+    # No device to push to: the SMS check is due at once (fallback.schedule).
+    assert due["receipt_check"] == fake_clock.now()
     assert (due["offer_timeout"] - fake_clock.now()).total_seconds() == station.ack_timeout_s
 
 
@@ -134,7 +135,7 @@ def test_decline_moves_on_to_the_next_nearest(make, station, fake_clock):
         (b.id, "pending", 2),
     ]
     assert kinds(w) == ["offered", "declined", "offered"]
-    with pytest.raises(dispatch.DispatchError) as err:
+    with pytest.raises(refusals.Refusal) as err:
         dispatch.decline(w, a, fake_clock.now())
     assert err.value.code == "no_offer"
 
@@ -170,11 +171,11 @@ def test_accept_twice_and_without_offer(make, station, fake_clock):
     b = make.user(station, on_duty=True, lat=LAT + 0.05, lon=LON)
     w = make.warning(station, lat=LAT, lon=LON)
     dispatch.dispatch(w, fake_clock.now())
-    with pytest.raises(dispatch.DispatchError) as err:
+    with pytest.raises(refusals.Refusal) as err:
         dispatch.accept(w, b, fake_clock.now())
     assert err.value.code == "no_offer"
     dispatch.accept(w, a, fake_clock.now())
-    with pytest.raises(dispatch.DispatchError) as err:
+    with pytest.raises(refusals.Refusal) as err:
         dispatch.accept(w, a, fake_clock.now())
     assert err.value.code == "already_yours"
 
@@ -191,11 +192,11 @@ def test_reassign_tells_the_old_owner_and_withdraws_offers(make, station, fake_c
     assert w.owner_id is None and w.status == "offered"
     assert {"user_id": a.id, "push_kind": "reassigned", "warning_id": w.id} in pushes(a.id)
     assert kinds(w)[-2:] == ["reassigned", "offered"]
-    with pytest.raises(dispatch.DispatchError) as err:
+    with pytest.raises(refusals.Refusal) as err:
         dispatch.reassign(w, make.user(make.station(), on_duty=True), chief, fake_clock.now())
-    assert err.value.code == "not_eligible"
+    assert err.value.code == "invitee_not_eligible"
     dispatch.accept(w, b, fake_clock.now())
-    with pytest.raises(dispatch.DispatchError) as err:
+    with pytest.raises(refusals.Refusal) as err:
         dispatch.reassign(w, b, chief, fake_clock.now())
     assert err.value.code == "already_theirs"
 
@@ -219,7 +220,7 @@ def test_two_pending_offers_one_accept_wins(make, station, fake_clock):
     dispatch.dispatch(w, fake_clock.now())
     dispatch.make_offer(w, b, fake_clock.now(), reason="help")
     dispatch.accept(w, b, fake_clock.now())
-    with pytest.raises(dispatch.DispatchError) as err:
+    with pytest.raises(refusals.Refusal) as err:
         dispatch.accept(w, a, fake_clock.now())
     # a's offer was cancelled by b's accept: a is told it was taken
     assert err.value.code == "taken"
@@ -246,7 +247,7 @@ def test_double_accept_from_two_connections_has_exactly_one_winner(app, make):
                 dispatch.accept(warning, user)
                 db.session.commit()
                 results.append("won")
-            except dispatch.DispatchError as exc:
+            except refusals.Refusal as exc:
                 db.session.rollback()
                 results.append(exc.code)
             finally:
@@ -284,12 +285,12 @@ def test_going_off_duty_hands_pending_offers_to_the_next_officer(make, station, 
     w = make.warning(station, lat=LAT, lon=LON)
     first = dispatch.dispatch(w, fake_clock.now())
     assert first.officer_id == a.id
-    assert dispatch.set_duty(a, "off_duty", fake_clock.advance(5)) == [first]
+    assert duty.set_duty(a, "off_duty", fake_clock.advance(5)) == [first]
     assert a.duty_status == "off_duty" and first.status == "declined"
     pending = db.session.scalar(sa.select(Offer).where(Offer.status == "pending"))
     assert pending.officer_id == b.id
     assert kinds(w) == ["offered", "declined", "offered"]
-    assert dispatch.set_duty(a, "off_duty", fake_clock.now()) == []  # no change, no event
+    assert duty.set_duty(a, "off_duty", fake_clock.now()) == []  # no change, no event
 
 
 def _unsaved_warning(station, fake_clock, **kw):
@@ -315,7 +316,7 @@ def test_a_new_warning_is_planned_before_its_insert_and_written_once(make, stati
     near = make.user(station, on_duty=True, lat=LAT + 0.001, lon=LON)
     make.user(station, on_duty=True, lat=LAT + 0.01, lon=LON)
     w = _unsaved_warning(station, fake_clock)
-    offer = dispatch.plan_first(w, station, fake_clock.now())
+    [offer] = dispatch.plan_first(w, station, fake_clock.now())
     assert w.id is None and offer.officer_id == near.id and offer.rank == 1
     assert w.status == "offered"
     updates = []
@@ -327,7 +328,7 @@ def test_a_new_warning_is_planned_before_its_insert_and_written_once(make, stati
     try:
         db.session.add(w)
         db.session.flush()  # warning and offer together, the warning with its final status
-        push = dispatch.announce_first(w, offer, fake_clock.now())
+        push = dispatch.announce_first(w, [offer], fake_clock.now())
         db.session.flush()
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", seen)
@@ -346,10 +347,10 @@ def test_a_new_warning_is_planned_before_its_insert_and_written_once(make, stati
 def test_a_new_warning_with_nobody_to_ask_is_stored_unassigned(make, station, fake_clock):
     chief = make.user(station, "chief")
     w = _unsaved_warning(station, fake_clock, source_ref="NEW-nobody")
-    assert dispatch.plan_first(w, station, fake_clock.now()) is None
+    assert dispatch.plan_first(w, station, fake_clock.now()) == []
     assert w.status == "unassigned"
     db.session.add(w)
     db.session.flush()
-    assert dispatch.announce_first(w, None, fake_clock.now()) is None
+    assert dispatch.announce_first(w, [], fake_clock.now()) is None
     assert kinds(w) == ["unassigned"]
     assert pushes() == [{"user_id": chief.id, "push_kind": "reminder", "warning_id": w.id}]

@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from fieldapp import fieldwork
+from fieldapp import fieldread, fieldwork, helping, refusals
 from fieldapp.extensions import db
 from fieldapp.models import Event, OutboxMessage, Participant, TalkingPoints
-from tests.fieldsetup import cid, field_fixture  # noqa: F401
+from tests.fieldsetup import cid
 
 
 def _kinds(warning_id):
@@ -39,7 +39,7 @@ def test_first_attempt_puts_the_warning_in_contact(field, fake_clock):
 
 
 def test_attempt_in_the_future_is_refused(field, fake_clock):
-    with pytest.raises(fieldwork.FieldError) as exc:
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.log_attempt(
             field.warning,
             field.officer,
@@ -52,7 +52,7 @@ def test_attempt_in_the_future_is_refused(field, fake_clock):
 
 
 def test_only_owner_and_participants_log_attempts(field):
-    with pytest.raises(fieldwork.FieldError) as exc:
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.log_attempt(
             field.warning, field.colleague, client_id=cid(), channel="phone", reached=True
         )
@@ -60,13 +60,14 @@ def test_only_owner_and_participants_log_attempts(field):
 
 
 def test_help_notifies_every_on_duty_colleague_who_can_then_join(field, make):
+    field.station.auxiliaries_take_offers = True  # the auxiliary from the person's village
     make.user(field.station, "officer", "offduty")  # off duty: not asked
-    notified = fieldwork.request_help(field.warning, field.officer)
+    notified = helping.request_help(field.warning, field.officer)
     db.session.commit()
     assert sorted(notified) == sorted([field.colleague.id, field.aux.id])
     assert sorted(p.payload["user_id"] for p in _pushes("help")) == sorted(notified)
     assert all(p.payload["warning_id"] == field.warning.id for p in _pushes("help"))
-    fieldwork.join(field.warning, field.aux)
+    helping.join(field.warning, field.aux)
     db.session.commit()
     assert db.session.scalar(sa.select(Participant.user_id)) == field.aux.id
     fieldwork.log_attempt(
@@ -80,8 +81,8 @@ def test_help_notifies_every_on_duty_colleague_who_can_then_join(field, make):
         "joined",
         "attempt",
     ]
-    with pytest.raises(fieldwork.FieldError):
-        fieldwork.join(field.warning, field.stranger)
+    with pytest.raises(refusals.Refusal):
+        helping.join(field.warning, field.stranger)
 
 
 def test_confirmation_by_a_colleague_not_by_oneself(field):
@@ -89,21 +90,24 @@ def test_confirmation_by_a_colleague_not_by_oneself(field):
         field.warning, field.officer, client_id=cid(), channel="visit", reached=True
     )
     db.session.commit()
-    assert fieldwork.awaiting_confirmation(field.aux) == [a]
-    assert fieldwork.awaiting_confirmation(field.officer) == []  # not their own
-    with pytest.raises(fieldwork.FieldError) as exc:
+    assert fieldread.awaiting_confirmation(field.aux) == [a]
+    assert fieldread.awaiting_confirmation(field.officer) == []  # not their own
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.confirm_attempt(a, field.officer, client_id=cid())
     assert exc.value.code == "own_attempt"
     c = fieldwork.confirm_attempt(a, field.aux, client_id=cid())
     db.session.commit()
     assert c.user_id == field.aux.id
-    assert fieldwork.awaiting_confirmation(field.colleague) == []
-    with pytest.raises(fieldwork.FieldError) as exc:
+    assert fieldread.awaiting_confirmation(field.colleague) == []
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.confirm_attempt(a, field.stranger, client_id=cid())
     assert exc.value.code == "attempt_not_found"
 
 
 def test_resolve_closes_with_outcome_and_event(field):
+    fieldwork.log_attempt(
+        field.warning, field.officer, client_id=cid(), channel="phone", reached=True
+    )
     o = fieldwork.resolve(
         field.warning, field.officer, client_id=cid(), outcome="persuaded", app_installed=True
     )
@@ -112,7 +116,7 @@ def test_resolve_closes_with_outcome_and_event(field):
     assert o.app_installed is True and o.loss_amount is None
     ev = db.session.scalar(sa.select(Event).where(Event.kind == "resolved"))
     assert ev.data["outcome"] == "persuaded" and ev.data["app_installed"] is True
-    with pytest.raises(fieldwork.FieldError) as exc:
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.log_attempt(
             field.warning, field.officer, client_id=cid(), channel="phone", reached=True
         )
@@ -120,7 +124,7 @@ def test_resolve_closes_with_outcome_and_event(field):
 
 
 def test_already_lost_needs_a_loss_amount(field):
-    with pytest.raises(fieldwork.FieldError) as exc:
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.resolve(field.warning, field.officer, client_id=cid(), outcome="already_lost")
     assert exc.value.code == "loss_required"
     o = fieldwork.resolve(
@@ -140,7 +144,7 @@ def test_visit_rule_for_high_risk(field):
     assert fieldwork.visit_required(w)
     fieldwork.log_attempt(w, field.officer, client_id=cid(), channel="phone", reached=True)
     fieldwork.log_attempt(w, field.officer, client_id=cid(), channel="visit", reached=False)
-    with pytest.raises(fieldwork.FieldError) as exc:
+    with pytest.raises(refusals.Refusal) as exc:
         fieldwork.resolve(w, field.officer, client_id=cid(), outcome="persuaded")
     assert exc.value.code == "visit_required"
     # Other outcomes are not held up by the rule.
@@ -154,21 +158,27 @@ def test_visit_rule_does_not_apply_to_medium_risk(field, make):
     field.station.require_visit_for_high_risk = True
     field.warning.risk_level = "medium"
     db.session.commit()
+    fieldwork.log_attempt(
+        field.warning, field.officer, client_id=cid(), channel="phone", reached=True
+    )
     fieldwork.resolve(field.warning, field.officer, client_id=cid(), outcome="persuaded")
+    db.session.commit()
+    assert not fieldwork.visit_required(field.warning)
+    assert field.warning.status == "resolved" and field.warning.outcome.outcome == "persuaded"
 
 
 def test_follow_up_reminder_is_queued_and_listed(field, fake_clock):
     due = fake_clock.now() + timedelta(days=3)
-    with pytest.raises(fieldwork.FieldError):
+    with pytest.raises(refusals.Refusal):
         fieldwork.resolve(
             field.warning,
             field.officer,
             client_id=cid(),
-            outcome="persuaded",
+            outcome="not_fraud",
             follow_up_at=fake_clock.now() - timedelta(hours=1),
         )
     fieldwork.resolve(
-        field.warning, field.officer, client_id=cid(), outcome="persuaded", follow_up_at=due
+        field.warning, field.officer, client_id=cid(), outcome="not_fraud", follow_up_at=due
     )
     db.session.commit()
     [reminder] = _pushes("reminder")
@@ -178,10 +188,10 @@ def test_follow_up_reminder_is_queued_and_listed(field, fake_clock):
         "push_kind": "reminder",
         "warning_id": field.warning.id,
     }
-    assert [o.warning_id for o in fieldwork.follow_ups(field.officer)] == [field.warning.id]
+    assert [o.warning_id for o in fieldread.follow_ups(field.officer)] == [field.warning.id]
     fieldwork.complete_follow_up(field.warning, field.officer)
     db.session.commit()
-    assert fieldwork.follow_ups(field.officer) == []
+    assert fieldread.follow_ups(field.officer) == []
 
 
 def test_webhook_only_when_token_has_one(field, make):
@@ -215,10 +225,10 @@ def test_persuasion_aid(field, make, fake_clock):
         lost, field.colleague, client_id=cid(), outcome="already_lost", loss_amount=Decimal("20000")
     )
     db.session.commit()
-    assert fieldwork.talking_points("online_shopping_refund", "zh_CN") == "退款原路退回"
-    assert fieldwork.talking_points("online_shopping_refund", "en") == "Refunds go back"
-    assert [w.id for w in fieldwork.earlier_warnings(field.warning, field.officer)] == [earlier.id]
-    near = fieldwork.nearby_same_trick(field.warning)
+    assert fieldread.talking_points("online_shopping_refund", "zh_CN") == "退款原路退回"
+    assert fieldread.talking_points("online_shopping_refund", "en") == "Refunds go back"
+    assert [w.id for w in fieldread.earlier_warnings(field.warning, field.officer)] == [earlier.id]
+    near = fieldread.nearby_same_trick(field.warning)
     assert [(w.id, o.loss_amount) for w, o in near] == [(lost.id, Decimal("20000"))]
 
 
@@ -230,5 +240,5 @@ def test_my_list_is_most_urgent_first(field, make, fake_clock):
         owner_id=field.officer.id,
         received_at=fake_clock.now() - timedelta(hours=2),
     )
-    ids = [w.id for w in fieldwork.my_open_warnings(field.officer)]
+    ids = [w.id for w in fieldread.my_open_warnings(field.officer)]
     assert ids == [field.warning.id, low.id]

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from fieldapp import figures
+from fieldapp import figures, periods, workload
 from fieldapp.extensions import db
-from fieldapp.figures import Period
+from fieldapp.periods import Period
 from tests.boarddata import utc, warning
 
 NOV = Period(date(2026, 11, 1), date(2026, 12, 1))
@@ -204,7 +204,7 @@ def test_by_officer(county):
 def test_workload(county):
     rows = {
         w.name: (w.offers, w.accepts, w.declines, w.open_now)
-        for w in figures.workload(NOV, county["a"].id)
+        for w in workload.workload(NOV, county["a"].id)
     }
     assert rows == {"王警官": (4, 3, 0, 0), "李警官": (3, 2, 1, 1)}
 
@@ -268,8 +268,8 @@ def test_period_boundaries_are_shanghai_days(make):
 def test_presets_follow_the_local_calendar():
     # 17:00 UTC on 30 November is 01:00 on Tuesday 1 December in Shanghai.
     now = utc(2026, 11, 30, 17)
-    assert figures.preset("today", now) == Period(date(2026, 12, 1), date(2026, 12, 2))
-    assert figures.preset("week", now) == Period(date(2026, 11, 30), date(2026, 12, 2))
-    assert figures.preset("month", now) == Period(date(2026, 12, 1), date(2026, 12, 2))
+    assert periods.preset("today", now) == Period(date(2026, 12, 1), date(2026, 12, 2))
+    assert periods.preset("week", now) == Period(date(2026, 11, 30), date(2026, 12, 2))
+    assert periods.preset("month", now) == Period(date(2026, 12, 1), date(2026, 12, 2))
     leap = Period(date(2028, 2, 29), date(2028, 3, 1)).last_year()
     assert leap == Period(date(2027, 2, 28), date(2027, 3, 1))

@@ -18,11 +18,16 @@ def test_every_string_in_the_code_has_a_chinese_translation():
     assert result.returncode == 0, result.stdout
 
 
+def _key(value):
+    # Plural messages (ngettext) carry their ids and strings as lists or tuples.
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 def test_compiled_catalogue_matches_the_po_file():
     with (ZH / "messages.po").open("rb") as fh:
-        po = {m.id: m.string for m in read_po(fh) if m.id and m.string}
+        po = {_key(m.id): _key(m.string) for m in read_po(fh) if m.id and any(_key(m.string))}
     with (ZH / "messages.mo").open("rb") as fh:
-        mo = {m.id: m.string for m in read_mo(fh) if m.id}
+        mo = {_key(m.id): _key(m.string) for m in read_mo(fh) if m.id}
     assert po == mo, "run: python scripts/i18n.py compile"
 
 

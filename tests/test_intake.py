@@ -1,4 +1,4 @@
-"""POST/GET /api/v1/warnings as CONTRACT.md describes it, and every bad form of input."""
+"""POST/GET /api/v1/warnings as the intake contract describes it, and every bad form of input."""
 
 import json
 

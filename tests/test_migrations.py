@@ -1,8 +1,5 @@
 """The migrations build an empty database, match the models, and go down again."""
 
-import os
-
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,23 +7,6 @@ from flask_migrate import downgrade, upgrade
 
 from fieldapp import create_app
 from fieldapp.extensions import db
-from tests.conftest import PG_ADMIN_URL, _pg_url
-
-
-@pytest.fixture
-def empty_db_url(tmp_path):
-    if not PG_ADMIN_URL:
-        yield f"sqlite:///{tmp_path / 'm.db'}"
-        return
-    name = f"fieldapp_mig_{os.getpid()}"
-    admin = sa.create_engine(_pg_url(PG_ADMIN_URL, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(PG_ADMIN_URL, name)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_upgrade_from_empty_matches_models_and_downgrades(empty_db_url, tmp_path):

@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from fieldapp import clock, create_app, dispatch
+from fieldapp import clock, create_app, dispatch, worker
 from fieldapp.extensions import db
 from fieldapp.models import Confirmation, ContactAttempt, Offer, Warning
 from tests.conftest import _config, _empty_all_tables
@@ -53,14 +53,8 @@ def everything_logged(caplog):
     return caplog
 
 
-def _run_worker_if_present(app) -> None:
-    try:
-        from fieldapp import worker
-    except ImportError:
-        return
-    from tests.worker_compat import run_worker_once
-
-    run_worker_once(worker, app, now=clock.now())
+def _run_worker(app) -> None:
+    worker.run_once(now=clock.now())
 
 
 def test_a_whole_warning_life_logs_no_personal_data(
@@ -90,7 +84,7 @@ def test_a_whole_warning_life_logs_no_personal_data(
     assert client.post("/api/v1/warnings", json=body, headers=headers).status_code == 200
     warning = db.session.get(Warning, created.get_json()["id"])
     assert warning.person_name == NAME and warning.status == "offered"
-    _run_worker_if_present(app)
+    _run_worker(app)
 
     # The first officer lets the offer run out; the next nearest accepts.
     offer = db.session.scalar(sa.select(Offer).where(Offer.warning_id == warning.id))
@@ -160,7 +154,7 @@ def test_a_whole_warning_life_logs_no_personal_data(
     db.session.refresh(warning)
     assert warning.status == "resolved"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Confirmation)) == 1
-    _run_worker_if_present(app)
+    _run_worker(app)
 
     # The centre reads its feedback; the people look at their pages.
     feedback = client.get(f"/api/v1/warnings/{warning.id}", headers=headers)

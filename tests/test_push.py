@@ -1,12 +1,14 @@
 """Sending one push through real pywebpush to the tests' own push service."""
 
 import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fieldapp import push
+from fieldapp import outbound_http, outbox, push
 from fieldapp.outbox import RetryLater
-from tests.pushservice import push_service_fixture, subscribe  # noqa: F401
+from tests.listeners import Recorder
+from tests.pushservice import subscribe
 
 CONTRACT_KEYS = {"v", "kind", "message_id", "warning_id", "title", "body", "url"}
 
@@ -95,13 +97,37 @@ def test_network_error_asks_to_retry_later(setup, app):
 
 
 def test_backoff_grows_with_jitter_and_honours_retry_after():
-    first = [push.backoff_s(1) for _ in range(50)]
-    fourth = [push.backoff_s(4) for _ in range(50)]
+    first = [outbox.backoff_s(1) for _ in range(50)]
+    fourth = [outbox.backoff_s(4) for _ in range(50)]
     assert min(first) >= 3.75 and max(first) <= 6.25 and len(set(first)) > 1
     assert min(fourth) >= 30 and max(fourth) <= 50
-    assert push.backoff_s(1, retry_after_s=120) >= 120
-    assert push.backoff_s(30) <= push.BACKOFF_CAP_S * 1.25
-    assert push.parse_retry_after("17") == 17.0 and push.parse_retry_after("soon") is None
+    assert outbox.backoff_s(1, retry_after_s=120) >= 120
+    assert outbox.backoff_s(30) <= outbox.BACKOFF_CAP_S * 1.25
+    assert outbox.backoff_s(10**6) <= outbox.BACKOFF_CAP_S * 1.25
+    parse = outbound_http.parse_retry_after
+    assert parse("17") == 17.0 and parse("soon") is None
+
+
+@pytest.mark.parametrize(
+    "header", ["inf", "Infinity", "nan", "-5", "1e12", "99999999999999", "9" * 400, "１２", "17.5"]
+)
+def test_no_retry_after_overflows_or_parks_a_row_for_years(header):
+    """Retry-After from a hostile server: never inf, NaN or negative, and capped when used."""
+    after = outbound_http.parse_retry_after(header)
+    assert after is None or (0 <= after <= 10**9)
+    delay = outbox.backoff_s(3, after)
+    assert 0 < delay <= outbox.RETRY_AFTER_CAP_S
+    outbox_due = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=delay)  # no OverflowError
+    assert outbox_due.year == 2026
+
+
+def test_retry_after_as_an_http_date():
+    now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC).timestamp()
+    parse = outbound_http.parse_retry_after
+    assert parse("Wed, 25 Nov 2026 02:01:00 GMT", now) == 60
+    assert parse("Tue, 24 Nov 2026 02:00:00 GMT", now) == 0  # in the past: at once
+    assert parse("Fri, 31 Dec 9999 23:59:59 GMT", now) <= 10**9
+    assert parse("Mon, 01 Jan 0001 00:00:00 GMT", now) in (0, None)
 
 
 def test_receipt_tokens_cannot_be_forged(app):
@@ -109,3 +135,20 @@ def test_receipt_tokens_cannot_be_forged(app):
     assert push.read_receipt_token(token) == ("m5", 3)
     assert push.read_receipt_token(token[:-2] + "xx") is None
     assert push.read_receipt_token("garbage") is None
+
+
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_from_the_push_service_is_never_followed(setup, push_service, code):
+    """Issue 14 #2: pywebpush's session followed a 307 with the body to an internal URL."""
+    _station, officer, warning, offer = setup
+    counter = Recorder()
+    try:
+        device = push_service.device()
+        device.answer(code, location=f"{counter.url}/internal/admin")
+        sub = subscribe(officer, device)
+        payload = push.build_payload("m1", "offer", officer, warning, offer)
+        result = push.send(sub, payload, ttl=60)
+    finally:
+        counter.close()
+    assert result.status == push.REJECTED and result.code == code
+    assert counter.requests == []

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from fieldapp import dispatch
 from fieldapp.extensions import db
 from fieldapp.models import ClientMutation, ContactAttempt, Outcome, Warning
-from tests.fieldsetup import cid, field_fixture  # noqa: F401
+from tests.fieldsetup import cid
 
 
 def attempt(warning_id, client_id=None, **data):
@@ -133,6 +133,7 @@ def test_client_id_of_another_user_is_rejected(field, auth, client):
 
 def test_help_join_confirm_and_visit_rule(field, auth, client):
     field.station.require_visit_for_high_risk = True
+    field.station.auxiliaries_take_offers = True
     db.session.commit()
     auth.login("mj1")
     phone = attempt(field.warning.id, channel="phone")
@@ -191,7 +192,7 @@ def test_follow_up_from_sync_and_openapi(field, auth, client, fake_clock):
         "client_id": cid(),
         "kind": "resolve",
         "warning_id": field.warning.id,
-        "data": {"outcome": "persuaded", "follow_up_at": due},
+        "data": {"outcome": "not_fraud", "follow_up_at": due},
     }
     [r] = send(auth, entry)
     assert r["status"] == "applied"
@@ -199,7 +200,8 @@ def test_follow_up_from_sync_and_openapi(field, auth, client, fake_clock):
     assert f"/field/w/{field.warning.id}" in html and "回访" in html
     doc = client.get("/api/v1/openapi.json").get_json()
     assert "post" in doc["paths"]["/api/v1/sync"]
-    assert "SyncEntry" in doc["components"]["schemas"]
+    entries = doc["components"]["schemas"]["SyncIn"]["properties"]["entries"]
+    assert entries["items"]["anyOf"][0]["title"] == "SyncEntry"
     assert db.session.get(ClientMutation, entry["client_id"]).status == "applied"
 
 

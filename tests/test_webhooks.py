@@ -1,16 +1,19 @@
 """The signed feedback webhook, checked by a real local HTTP receiver."""
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+import sqlalchemy as sa
 
-from fieldapp import webhooks
+from fieldapp import outbound_rule, webhooks
 from fieldapp.extensions import db
-from fieldapp.models import OutboxMessage
+from fieldapp.models import IntakeToken, OutboxMessage
 from fieldapp.outbox import RetryLater
 from tests.boarddata import utc, warning
+from tests.listeners import Recorder
 
 
 class Receiver:
@@ -37,7 +40,7 @@ class Receiver:
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def close(self):
@@ -46,7 +49,8 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(app):
+    app.config["WEBHOOK_ALLOW_INSECURE_URLS"] = True  # the receiver is on 127.0.0.1
     r = Receiver()
     yield r
     r.close()
@@ -136,3 +140,111 @@ def test_no_webhook_url_sends_nothing(make, receiver):
     db.session.commit()
     webhooks.deliver(message, utc(2026, 11, 25, 2))
     assert receiver.requests == []
+
+
+# --- the outbound rule for webhook URLs (issue 14 #2 and #11) --------------------------------
+
+
+@pytest.fixture
+def resolve_to(monkeypatch):
+    answers: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def fake(host, port, *args, **kwargs):
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    outbound_rule.forget_resolved()
+    yield answers
+    outbound_rule.forget_resolved()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://127.0.0.1:6379/",
+        "https://localhost/hook",
+        "https://[::1]:5201/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3:8443/",
+        "https://2130706433/",
+        "https://0x7f000001/",
+        "https://127.1/",
+        "https://user:pw@centre.example.cn/hook",
+        "https://centre.example.cn/hook",  # resolves to a private address
+        "ftp://centre.example.cn/hook",
+        "centre.example.cn/hook",
+    ],
+)
+def test_create_token_refuses_a_webhook_url_the_rule_refuses(runner, resolve_to, url):
+    resolve_to["centre.example.cn"] = ["192.168.10.5"]
+    result = runner.invoke(args=["create-token", "--name", "centre", "--webhook-url", url])
+    assert result.exit_code != 0
+    assert "--webhook-url" in result.output
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(IntakeToken)) == 0
+
+
+def test_create_token_takes_a_public_https_webhook(runner, resolve_to):
+    resolve_to["centre.example.cn"] = ["202.96.1.10"]
+    url = "https://centre.example.cn/fieldapp/hook"
+    result = runner.invoke(args=["create-token", "--name", "centre", "--webhook-url", url])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(sa.select(IntakeToken.webhook_url)) == url
+
+
+def test_create_token_takes_a_receiver_on_this_machine_only_when_told(runner, app):
+    url = "http://127.0.0.1:8080/hook"
+    app.config["WEBHOOK_ALLOW_INSECURE_URLS"] = True
+    assert runner.invoke(args=["create-token", "--name", "t", "--webhook-url", url]).exit_code == 0
+    app.config["WEBHOOK_ALLOW_NETWORKS"] = ()
+    private = "http://10.0.0.8/hook"
+    result = runner.invoke(args=["create-token", "--name", "t", "--webhook-url", private])
+    assert result.exit_code != 0
+
+
+def test_an_intranet_receiver_is_admitted_by_naming_its_network(runner, app, resolve_to):
+    resolve_to["centre.gov.internal"] = ["10.20.3.4"]
+    url = "https://centre.gov.internal/hook"
+    assert runner.invoke(args=["create-token", "--name", "t", "--webhook-url", url]).exit_code != 0
+    app.config["WEBHOOK_ALLOW_NETWORKS"] = ("10.20.0.0/16",)
+    assert runner.invoke(args=["create-token", "--name", "t", "--webhook-url", url]).exit_code == 0
+
+
+def test_delivery_checks_the_rule_again_and_sends_nothing_to_loopback(resolved, receiver, app):
+    """A URL stored before the rule (or by hand) is refused at delivery, for good."""
+    _w, _token, message = resolved
+    app.config["WEBHOOK_ALLOW_INSECURE_URLS"] = False
+    with pytest.raises(webhooks.WebhookRejected, match="outbound rule"):
+        webhooks.deliver(message, utc(2026, 11, 25, 2))
+    assert receiver.requests == []
+
+
+def test_delivery_refuses_a_name_that_now_resolves_to_a_private_address(
+    resolved, receiver, resolve_to, app
+):
+    _w, token, message = resolved
+    app.config["WEBHOOK_ALLOW_INSECURE_URLS"] = False
+    token.webhook_url = f"https://centre.example.cn:{receiver.server.server_port}/hook"
+    db.session.commit()
+    resolve_to["centre.example.cn"] = ["127.0.0.1"]
+    with pytest.raises(webhooks.WebhookRejected):
+        webhooks.deliver(message, utc(2026, 11, 25, 2))
+    assert receiver.requests == []
+
+
+def test_a_webhook_redirect_is_not_followed(resolved, receiver, app):
+    _w, token, message = resolved
+    counter = Receiver()
+    hop = Recorder(307, {"Location": counter.url})
+    try:
+        token.webhook_url = f"{hop.url}/hook"
+        db.session.commit()
+        with pytest.raises(webhooks.WebhookRejected, match="redirect"):
+            webhooks.deliver(message, utc(2026, 11, 25, 2))
+    finally:
+        hop.close()
+        counter.close()
+    assert len(hop.requests) == 1 and counter.requests == []

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlalchemy as sa
 
-from fieldapp import dispatch, push, worker
+from fieldapp import dispatch, outbox, push, push_delivery, worker
 from fieldapp.extensions import db
 from fieldapp.models import (
     Event,
@@ -20,7 +20,7 @@ from fieldapp.models import (
     Warning,
     WorkerHeartbeat,
 )
-from tests.pushservice import push_service_fixture, subscribe  # noqa: F401
+from tests.pushservice import subscribe
 
 LAT, LON = 27.8170, 114.9230
 NAME, PHONE = "赵六", "13712345678"
@@ -43,7 +43,7 @@ def new_offer(make, station, fake_clock):
     return w, offer
 
 
-def outbox(kind=None):
+def rows(kind=None):
     q = sa.select(OutboxMessage).order_by(OutboxMessage.id)
     if kind:
         q = q.where(OutboxMessage.kind == kind)
@@ -72,7 +72,7 @@ def test_offer_push_reaches_every_device_once_and_records_sent_at(
     assert counts["done"] == 1  # only the push is due; receipt check and timeout wait
     assert len(phone.received) == 1 and len(tablet.received) == 1
     payload = phone.payloads()[0]
-    [row] = outbox("push")
+    [row] = rows("push")
     assert payload["message_id"] == f"m{row.id}" and payload["kind"] == "offer"
     assert row.status == "done" and row.payload["sent"] and row.payload["inflight"] == []
     db.session.refresh(offer)
@@ -97,7 +97,7 @@ def test_expired_subscription_is_removed_and_the_others_still_served(
     worker.run_once()
     assert db.session.get(PushSubscription, old_id) is None
     assert len(new.received) == 1
-    assert outbox("push")[0].status == "done"
+    assert rows("push")[0].status == "done"
     db.session.refresh(offer)
     assert offer.sent_at is not None
 
@@ -112,7 +112,7 @@ def test_429_is_retried_after_retry_after_and_only_to_the_failed_device(
     busy.answer(429, "40")
     _w, offer = new_offer(make, station, fake_clock)
     assert worker.run_once()["retry"] == 1
-    [row] = outbox("push")
+    [row] = rows("push")
     assert row.status == "pending" and row.attempts == 1 and "429" in row.last_error
     wait = (row.due_at - fake_clock.now()).total_seconds()
     assert 40 <= wait < station.ack_timeout_s
@@ -131,21 +131,19 @@ def test_500_retries_with_growing_backoff_then_dies(county, make, fake_clock, pu
     station, a, _b, _chief = county
     device = push_service.device()
     subscribe(a, device)
-    device.answer(500, times=worker.MAX_ATTEMPTS)
-    from fieldapp import outbox as queue
-
+    device.answer(500, times=outbox.MAX_ATTEMPTS)
     w = make.warning(station)
-    queue.enqueue("push", {"user_id": a.id, "push_kind": "reminder", "warning_id": w.id})
+    outbox.enqueue("push", {"user_id": a.id, "push_kind": "reminder", "warning_id": w.id})
     db.session.commit()
     waits = []
-    for _ in range(worker.MAX_ATTEMPTS):
+    for _ in range(outbox.MAX_ATTEMPTS):
         worker.run_once()
-        [row] = outbox("push")
+        [row] = rows("push")
         if row.status == "dead":
             break
         waits.append((row.due_at - fake_clock.now()).total_seconds())
         fake_clock.current = row.due_at
-    assert row.status == "dead" and row.attempts == worker.MAX_ATTEMPTS
+    assert row.status == "dead" and row.attempts == outbox.MAX_ATTEMPTS
     assert waits[0] < waits[2] < waits[4]
     assert device.received == []
 
@@ -161,12 +159,12 @@ def test_network_error_is_retried(county, make, fake_clock, push_service):
     sub.endpoint = f"http://127.0.0.1:{closed_port}/push/nobody"
     new_offer(make, station, fake_clock)
     assert worker.run_once()["retry"] == 1
-    assert "network error" in outbox("push")[0].last_error
+    assert "network error" in rows("push")[0].last_error
     db.session.get(PushSubscription, sub.id).endpoint = good_endpoint
     db.session.commit()
     fake_clock.advance(3600)
     worker.run_once()
-    assert len(device.received) == 1 and outbox("push")[0].status == "done"
+    assert len(device.received) == 1 and rows("push")[0].status == "done"
 
 
 def test_push_for_an_answered_offer_is_not_sent(county, make, fake_clock, push_service):
@@ -178,7 +176,7 @@ def test_push_for_an_answered_offer_is_not_sent(county, make, fake_clock, push_s
     db.session.commit()
     worker.run_once()
     assert device.received == []
-    assert outbox("push")[0].payload["skipped"] == "offer_accepted"
+    assert rows("push")[0].payload["skipped"] == "offer_accepted"
 
 
 def test_no_receipt_triggers_the_sms_fallback(county, make, fake_clock, push_service, caplog):
@@ -238,7 +236,7 @@ def test_http_sms_gateway_gets_the_template_filled(county, make, fake_clock, app
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         app.config.update(
             SMS_BACKEND="http",
@@ -267,14 +265,14 @@ def test_killed_worker_lease_runs_out_and_row_is_processed_exactly_once(
     subscribe(a, device)
     new_offer(make, station, fake_clock)
     # Worker "dead" claims the push and dies before sending anything.
-    assert len(worker.claim("dead", fake_clock.now())) == 1
+    assert len(outbox.claim("dead", fake_clock.now(), ["push"], 20)) == 1
     assert worker.run_once("alive")["done"] == 0  # leased: not touched
     assert device.received == []
-    fake_clock.advance(worker.LEASE_S + 1)
+    fake_clock.advance(outbox.LEASE_S + 1)
     worker.run_once("alive")
     worker.run_once("other")
     assert len(device.received) == 1
-    [row] = outbox("push")
+    [row] = rows("push")
     assert row.status == "done" and row.attempts == 2 and row.locked_by == "alive"
 
 
@@ -285,7 +283,7 @@ def test_worker_killed_after_the_push_was_accepted_does_not_send_it_again(
     device = push_service.device()
     sub_id = subscribe(a, device).id
     _w, offer = new_offer(make, station, fake_clock)
-    original = worker._record_results
+    original = push_delivery.record_results
 
     class Killed(BaseException):
         pass
@@ -293,15 +291,15 @@ def test_worker_killed_after_the_push_was_accepted_does_not_send_it_again(
     def die(*args, **kwargs):
         raise Killed  # the push service has answered 201; the process dies here
 
-    monkeypatch.setattr(worker, "_record_results", die)
+    monkeypatch.setattr(push_delivery, "record_results", die)
     with pytest.raises(Killed):
         worker.run_once("victim")
     db.session.rollback()
-    monkeypatch.setattr(worker, "_record_results", original)
+    monkeypatch.setattr(push_delivery, "record_results", original)
     assert len(device.received) == 1
-    [row] = outbox("push")
+    [row] = rows("push")
     assert row.status == "pending" and row.payload["inflight"]
-    fake_clock.advance(worker.LEASE_S + push.SEND_TIMEOUT_S + 1)
+    fake_clock.advance(outbox.LEASE_S + push.SEND_DEADLINE_S + 1)
     worker.run_once("rescuer")
     assert len(device.received) == 1  # not sent again
     db.session.refresh(row)
@@ -348,7 +346,7 @@ def test_two_workers_in_parallel_never_send_one_message_twice(app, make, fake_cl
     ids = [p["message_id"] for d in devices for p in d.payloads()]
     assert len(ids) == 12 and len(set(ids)) == 12
     db.session.expire_all()
-    assert {r.status for r in outbox("push")} == {"done"}
+    assert {r.status for r in rows("push")} == {"done"}
 
 
 def test_reassign_tells_the_old_owner_by_push(county, make, fake_clock, push_service):
@@ -368,12 +366,10 @@ def test_reassign_tells_the_old_owner_by_push(county, make, fake_clock, push_ser
 
 
 def test_unknown_kinds_wait_for_their_handler(county, fake_clock):
-    from fieldapp import outbox as queue
-
-    queue.enqueue("sms", {"user_id": 1})  # a kind no handler serves (yet)
+    outbox.enqueue("fax", {"user_id": 1})  # a kind no handler serves
     db.session.commit()
     assert worker.run_once() == {"done": 0, "retry": 0, "lost": 0}
-    assert outbox("sms")[0].status == "pending"
+    assert rows("fax")[0].status == "pending"
 
 
 def test_a_permanent_failure_is_dead_at_once(county, make, fake_clock, app):
@@ -382,7 +378,7 @@ def test_a_permanent_failure_is_dead_at_once(county, make, fake_clock, app):
     new_offer(make, station, fake_clock)
     fake_clock.advance(station.receipt_timeout_s)
     worker.run_once()
-    [check] = outbox("receipt_check")
+    [check] = rows("receipt_check")
     assert check.status == "dead" and check.attempts == 1 and "SmsError" in check.last_error
 
 

@@ -1,10 +1,14 @@
 """The floor: a bare Flask app answering the same routes as the load test, doing no work.
 
-Served by the same gunicorn setup as the real app, so the difference between the two runs is
-what Fieldapp itself costs (database, templates, sessions, dispatch).
+Served by the same gunicorn setup as the real app (gunicorn.conf.py, gevent workers), so the
+difference between the two runs is what Fieldapp itself costs (database, templates, sessions,
+dispatch, the live channel). Its streams hold their connection and send keep-alives only.
 """
 
-from flask import Flask, jsonify, redirect, request
+import os
+import time
+
+from flask import Flask, Response, jsonify, redirect, request
 
 app = Flask(__name__)
 
@@ -41,3 +45,27 @@ def position():
 def warnings():
     request.get_json(silent=True)
     return jsonify({"id": 1, "status": "offered", "url": "/api/v1/warnings/1"}), 201
+
+
+STREAM_SECONDS = float(os.environ.get("FIELDAPP_STREAM_SECONDS", "55"))
+
+
+def _held_stream():
+    def generate():
+        yield "retry: 3000\n\n"
+        deadline = time.monotonic() + STREAM_SECONDS
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(15, remaining))  # a greenlet's sleep under the gevent worker
+            yield ": keep-alive\n\n"
+
+    return Response(generate(), mimetype="text/event-stream")
+
+
+@app.get("/api/v1/me/stream")
+def me_stream():
+    return _held_stream()
+
+
+@app.get("/board/stream")
+def board_stream():
+    return _held_stream()

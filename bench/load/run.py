@@ -6,13 +6,16 @@
 What it does, all on this machine and bounded in time:
 1. creates a fresh PostgreSQL database, applies the migrations, loads a fixture (5 stations,
    200 on-duty officers with fresh positions and passwords, 5 chiefs, an intake token);
-2. starts gunicorn (gthread workers, so an SSE stream does not pin a whole worker) with
-   `fieldapp:create_app()`, and `flask worker` when the worker exists;
-3. runs locust headless: 200 officers' devices posting positions every 30 s, 5 chiefs' boards
-   polling GET /board/ every ~5 s, and the centre sending 10 warnings a second;
-4. runs the same user mix against bench/load/bare.py under the same gunicorn settings;
-5. prints per-route request counts, failures and p50/p95 for both, the p95 ratio, and whether
-   the app run had zero errors; then stops everything and drops the database.
+2. starts the app as docs/deploy.md says: `gunicorn -c gunicorn.conf.py 'fieldapp:create_app()'`
+   (gevent workers, one per core unless --workers), and `flask worker` beside it;
+3. runs locust headless: 200 officers' devices, each holding its live stream
+   (GET /api/v1/me/stream, reconnecting with Last-Event-ID when the server ends it) and posting
+   its position every 30 s; 5 chiefs' boards polling GET /board/ every ~5 s and holding
+   /board/stream; the centre sending 10 warnings a second;
+4. runs the same user mix against bench/load/bare.py under the same gunicorn.conf.py (gevent;
+   its streams send keep-alives only);
+5. prints per-route request counts, failures and p50/p95 for both, the p95 ratio, the streams
+   held, and whether the app run had zero errors; then stops everything and drops the database.
 
 POST /api/v1/me/position arrives with the push/worker branch: when it answers 404 here the run
 says so and the devices poll GET /field/ instead.
@@ -165,12 +168,12 @@ def wait_up(url: str, timeout_s: float = 60) -> None:
     raise SystemExit(f"{url} did not come up in {timeout_s} s")
 
 
-def gunicorn(app_spec: str, port: int, args, env: dict, log: Path, pythonpath: str | None):
-    cmd = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(args.workers)]
-    cmd += ["--threads", str(args.threads), "-b", f"{HOST}:{port}", "--timeout", "60"]
+def gunicorn(app_spec: str, port: int, env: dict, log: Path, pythonpath: str | None):
+    """docs/deploy.md's command: gunicorn.conf.py (gevent) configured through its environment."""
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
     if pythonpath:
         cmd += ["--pythonpath", pythonpath]
-    return start([*cmd, app_spec], env, log)
+    return start([*cmd, app_spec], {**env, "FIELDAPP_BIND": f"{HOST}:{port}"}, log)
 
 
 def probe_position(base: str, fixture: dict) -> int:
@@ -244,6 +247,7 @@ def probe_board_stream(base: str, fixture: dict) -> str:
 
 def run_locust(base: str, duration: int, counts: dict, env: dict, prefix: Path, log: Path):
     users = sum(counts.values()) + (counts["chiefs"] if env.get("LOAD_BOARD_STREAM") else 0)
+    env = {**env, "LOAD_STREAM_REPORT": f"{prefix}_streams.json"}
     cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless"]
     cmd += ["-u", str(users), "-r", "50", "-t", f"{duration}s", "--host", base]
     cmd += ["--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING"]
@@ -253,7 +257,10 @@ def run_locust(base: str, duration: int, counts: dict, env: dict, prefix: Path, 
     except subprocess.TimeoutExpired:
         stop(proc)
         raise SystemExit("locust did not finish in time") from None
-    return read_stats(Path(f"{prefix}_stats.csv"))
+    stats = read_stats(Path(f"{prefix}_stats.csv"))
+    streams = Path(f"{prefix}_streams.json")
+    stats["streams"] = json.loads(streams.read_text()) if streams.exists() else {}
+    return stats
 
 
 def read_stats(path: Path) -> dict[str, dict]:
@@ -282,8 +289,33 @@ def failures_detail(prefix: Path) -> list[str]:
         ]
 
 
-def report(app_stats: dict, bare_stats: dict, app_failures: list[str], notes: list[str]) -> None:
+def streams_line(label: str, s: dict, expected: int) -> str:
+    if not s:
+        return f"{label}: no stream figures (locust wrote none)"
+    refused = ", ".join(f"{k}: {v}" for k, v in sorted(s["refused"].items())) or "none"
+    return (
+        f"{label}: held {s['held_min']}-{s['held_max']} (median {s['held_median']}) of "
+        f"{expected} devices' and boards' streams once all were up, {s['held_at_end']} at the end; "
+        f"{s['opened']} connections ({s['resumed']} resumed with Last-Event-ID, "
+        f"{s['ended_by_server']} ended by the server), refused {refused}, "
+        f"broken {s['broken']}, {s['events']} events received; longest silence on a "
+        f"connection p95 {s.get('silence_p95_s', 0)} s, max {s.get('silence_max_s', 0)} s, "
+        f"{s.get('silent_connections', 0)} connections silent > {s.get('silent_s', 30)} s"
+    )
+
+
+def report(
+    app_stats: dict,
+    bare_stats: dict,
+    app_failures: list[str],
+    notes: list[str],
+    server: str,
+    expected_streams: int,
+) -> None:
     print("\n== Fieldapp load test (gunicorn + PostgreSQL on 127.0.0.1) vs bare Flask floor")
+    print(server)
+    app_streams = app_stats.pop("streams", {})
+    bare_streams = bare_stats.pop("streams", {})
     head = (
         f"{'route':32} {'n':>7} {'fail':>5} {'p50 ms':>7} {'p95 ms':>7} | "
         f"{'bare n':>7} {'p95 ms':>7} {'p95 ratio':>9}"
@@ -298,6 +330,10 @@ def report(app_stats: dict, bare_stats: dict, app_failures: list[str], notes: li
             f"{name:32} {a['count']:7d} {a['failures']:5d} {a['p50']:7.0f} {a['p95']:7.0f} | "
             f"{b['count']:7d} {b['p95']:7.0f} {ratio:>9}"
         )
+    print()
+    print(streams_line("app streams ", app_streams, expected_streams))
+    if bare_stats:
+        print(streams_line("bare streams", bare_streams, expected_streams))
     total_fail = app_stats.get("ALL", {}).get("failures", 0)
     print(f"\nzero errors: {'YES' if total_fail == 0 else f'NO ({total_fail} failed requests)'}")
     for line in app_failures[:10]:
@@ -312,8 +348,15 @@ def main() -> None:
     parser.add_argument("--officers", type=int, default=200)
     parser.add_argument("--chiefs", type=int, default=5)
     parser.add_argument("--warnings-per-s", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="gevent processes (one per core)"
+    )
+    parser.add_argument(
+        "--stream-seconds",
+        type=float,
+        default=55,
+        help="FIELDAPP_STREAM_SECONDS: each stream's life before the device reconnects",
+    )
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument(
         "--admin-url",
@@ -341,6 +384,9 @@ def main() -> None:
             "SECRET_KEY": secrets.token_hex(32),
             "FIELDAPP_INSTANCE_PATH": str(tmp / "instance"),
             "FIELDAPP_WORKER_IN_PROCESS": "0",
+            "FIELDAPP_WEB_WORKERS": str(args.workers),
+            "FIELDAPP_LIVE_CAPACITY": str(args.officers + args.chiefs + 100),
+            "FIELDAPP_STREAM_SECONDS": str(args.stream_seconds),
             # One token and one address send everything here; real limits would throttle it.
             "FIELDAPP_INTAKE_RATE_LIMIT": "1000000/minute",
             "FIELDAPP_LOGIN_RATE_LIMIT": "1000000/minute",
@@ -356,7 +402,7 @@ def main() -> None:
         fixture_file = tmp / "fixture.json"
         fixture_file.write_text(json.dumps(fixture))
         base = f"http://{HOST}:{args.port}"
-        procs.append(gunicorn("fieldapp:create_app()", args.port, args, env, tmp / "app.log", None))
+        procs.append(gunicorn("fieldapp:create_app()", args.port, env, tmp / "app.log", None))
         if (ROOT / "fieldapp" / "worker.py").exists():
             cmd = [sys.executable, "-m", "flask", "--app", "app", "worker"]
             procs.append(start(cmd, env, tmp / "worker.log"))
@@ -396,11 +442,11 @@ def main() -> None:
         bare_stats: dict = {}
         if not args.skip_bare:
             bare_port = args.port + 1
-            bare = gunicorn("bare:app", bare_port, args, env, tmp / "bare.log", str(HERE))
+            bare = gunicorn("bare:app", bare_port, env, tmp / "bare.log", str(HERE))
             procs.append(bare)
             wait_up(f"http://{HOST}:{bare_port}/login")
             print(f"phase 2: bare Flask floor, {args.duration} s ...", flush=True)
-            bare_env = {**loc_env, "LOAD_BOARD_STREAM": ""}
+            bare_env = {**loc_env, "LOAD_BOARD_STREAM": "/board/stream" if board_stream else ""}
             bare_stats = run_locust(
                 f"http://{HOST}:{bare_port}",
                 args.duration,
@@ -409,7 +455,12 @@ def main() -> None:
                 tmp / "bare",
                 tmp / "locust-bare.log",
             )
-        report(app_stats, bare_stats, app_failures, notes)
+        server = (
+            f"server, app and floor alike: gunicorn -c gunicorn.conf.py (gevent), {args.workers} "
+            f"workers, streams end after {args.stream_seconds:g} s"
+        )
+        expected = args.officers + (args.chiefs if board_stream else 0)
+        report(app_stats, bare_stats, app_failures, notes, server, expected)
     finally:
         for proc in procs:
             stop(proc)

@@ -1,7 +1,7 @@
-"""JSON API: intake from the anti-fraud centre, and the officer's device endpoints."""
+"""JSON API: warnings from the anti-fraud centre (centre.py), and the officer's device endpoints."""
 
 from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from fieldapp.api import device, intake, openapi, sync  # noqa: E402,F401
+from fieldapp.api import centre, device, openapi, sync  # noqa: E402,F401

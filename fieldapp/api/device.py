@@ -8,26 +8,29 @@ receipt carries the per-message signed token that came inside the push payload i
 
 import base64
 import binascii
-import json
+import math
 import time
-from datetime import timedelta
 from typing import Annotated, Literal
-from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from flask import Response, abort, current_app, jsonify, request, stream_with_context
-from flask_babel import force_locale, get_locale
+from flask import Response, abort, current_app, jsonify, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_limiter import RequestLimit
 from flask_login import current_user, login_required
 from flask_wtf.csrf import validate_csrf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fieldapp import clock, dispatch, events, i18n, outbox, push
+from fieldapp import clock, devices, duty, live, outbound_rule, push, receipts
 from fieldapp.access import roles_required
 from fieldapp.api import bp
-from fieldapp.api.errors import field_errors
-from fieldapp.extensions import csrf, db
-from fieldapp.models import Event, Offer, OutboxMessage, PushSubscription, User, Warning
+from fieldapp.api.openapi import operation
+from fieldapp.extensions import db, limiter
+from fieldapp.live import items as live_items
+from fieldapp.live import start as live_start
+from fieldapp.models import User
+from fieldapp.refusals import Refusal
+from fieldapp.validation import MAX_EVENT_ID, parse_id, text
 
 # --- request and response bodies ----------------------------------------------------------
 
@@ -69,8 +72,11 @@ def _b64url_bytes(value: str, size: int | None, first: int | None = None) -> str
 
 class SubscriptionKeys(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    p256dh: Annotated[str, Field(min_length=1, max_length=200)]
-    auth: Annotated[str, Field(min_length=1, max_length=100)]
+    # Base64url of an uncompressed P-256 point (65 bytes, 0x04 first) and of 16 bytes.
+    p256dh: Annotated[
+        text(200, 1), Field(json_schema_extra={"pattern": "^B[A-P][A-Za-z0-9_-]{85}=?$"})
+    ]
+    auth: Annotated[text(100, 1), Field(json_schema_extra={"pattern": "^[A-Za-z0-9_-]{22}(==)?$"})]
 
     @field_validator("p256dh")
     @classmethod
@@ -87,7 +93,11 @@ class SubscriptionIn(BaseModel):
     """A browser's `PushSubscription.toJSON()`."""
 
     model_config = ConfigDict(extra="ignore")
-    endpoint: Annotated[str, Field(min_length=8, max_length=1000)]
+    # Only the known Web Push services, never an address (outbound_rule.py).
+    endpoint: Annotated[
+        text(1000, 8),
+        Field(json_schema_extra={"pattern": outbound_rule.push_endpoint_pattern()}),
+    ]
     keys: SubscriptionKeys
     expirationTime: float | None = None  # noqa: N815 - the browser's own field name
 
@@ -98,7 +108,7 @@ class SubscriptionOut(BaseModel):
 
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    endpoint: Annotated[str, Field(min_length=1, max_length=1000)]
+    endpoint: text(1000, 1)
 
 
 class VapidKeyOut(BaseModel):
@@ -107,8 +117,8 @@ class VapidKeyOut(BaseModel):
 
 class ReceiptIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    message_id: Annotated[str, Field(min_length=1, max_length=64)]
-    token: Annotated[str | None, Field(max_length=500)] = None
+    message_id: Annotated[str, Field(pattern=r"^m[0-9]{1,10}$", description="m<outbox id>")]
+    token: text(500) | None = None
 
 
 class ReceiptOut(BaseModel):
@@ -121,40 +131,17 @@ class TestAlertOut(BaseModel):
     fallback_after_s: int
 
 
-def _parse(model: type[BaseModel]):
-    try:
-        return model.model_validate_json(request.get_data() or b"{}"), None
-    except ValidationError as exc:
-        return None, (jsonify({"errors": field_errors(exc)}), 422)
-
-
-def _endpoint_problem(endpoint: str) -> str | None:
-    """The server will POST to this URL: https only (plain http for loopback when allowed)."""
-    url = urlparse(endpoint)
-    if url.scheme == "https" and url.hostname:
-        return None
-    if (
-        url.scheme == "http"
-        and url.hostname in ("127.0.0.1", "localhost", "::1")
-        and current_app.config.get("PUSH_ALLOW_INSECURE_ENDPOINTS")
-    ):
-        return None
-    return _("Must be an https:// push service address.")
-
-
 # --- duty and position --------------------------------------------------------------------
 
 
 @bp.post("/me/duty")
 @roles_required("officer", "auxiliary")
-def set_duty():
+@operation(body=DutyIn, out=DutyOut, answers=(403,))
+def set_duty(data: DutyIn):
     """Go on or off duty; only on-duty officers with a fresh position get offers."""
-    data, error = _parse(DutyIn)
-    if error:
-        return error
     now = clock.now()
     user = db.session.get(User, current_user.id)
-    dispatch.set_duty(user, data.status, now)
+    duty.set_duty(user, data.status, now)
     db.session.commit()
     changed = user.duty_changed_at or now
     return jsonify(DutyOut(status=user.duty_status, changed_at=changed.isoformat()).model_dump())
@@ -162,12 +149,13 @@ def set_duty():
 
 @bp.post("/me/position")
 @roles_required("officer", "auxiliary")
-def set_position():
-    """The phone's position; sent every few minutes or on a move, so no event per update
-    (it would flood the log and the board's feed; dispatch records the distance it used)."""
-    data, error = _parse(PositionIn)
-    if error:
-        return error
+@operation(body=PositionIn, out=PositionOut, answers=(403,))
+def set_position(data: PositionIn):
+    """Report the device's position
+
+    Sent every few minutes or on a move, so no event per update (it would flood the log and
+    the board's feed; dispatch records the distance it used).
+    """
     now = clock.now()
     user = db.session.get(User, current_user.id)
     user.lat, user.lon, user.accuracy_m, user.position_at = data.lat, data.lon, data.accuracy_m, now
@@ -180,6 +168,7 @@ def set_position():
 
 
 @bp.get("/push/vapid-public-key")
+@operation(out=VapidKeyOut, auth=None)
 def vapid_public_key():
     """The server's VAPID public key, for `pushManager.subscribe({applicationServerKey})`."""
     return jsonify(VapidKeyOut(key=push.public_key()).model_dump())
@@ -187,47 +176,45 @@ def vapid_public_key():
 
 @bp.post("/push/subscriptions")
 @login_required
-def add_subscription():
+@operation(
+    body=SubscriptionIn,
+    out=SubscriptionOut,
+    status=201,
+    links={
+        "RemoveSubscription": {
+            "operationId": "removeSubscription",
+            "requestBody": {"endpoint": "$request.body#/endpoint"},
+        }
+    },
+)
+def add_subscription(data: SubscriptionIn):
     """Register this device's push subscription (one per browser; several per user are fine)."""
-    data, error = _parse(SubscriptionIn)
-    if error:
-        return error
-    problem = _endpoint_problem(data.endpoint)
-    if problem:
-        return jsonify({"errors": {"endpoint": problem}}), 422
-    sub = db.session.scalar(
-        sa.select(PushSubscription).where(PushSubscription.endpoint == data.endpoint)
-    )
-    if sub is None:
-        sub = PushSubscription(endpoint=data.endpoint)
-        db.session.add(sub)
-    # A browser that changed hands now belongs to whoever registered it last.
-    sub.user_id = current_user.id
-    sub.p256dh, sub.auth = data.keys.p256dh, data.keys.auth
-    sub.user_agent = (request.user_agent.string or "")[:300] or None
-    sub.failure_count = 0
-    db.session.flush()
-    events.record("push_subscribed", actor=current_user, subscription_id=sub.id)
-    db.session.commit()
+    agent = request.user_agent.string
+    for last_try in (False, True):
+        user = db.session.get(User, current_user.id)
+        try:
+            sub = devices.register_subscription(
+                user, data.endpoint, data.keys.p256dh, data.keys.auth, agent, clock.now()
+            )
+            db.session.commit()
+            break
+        except Refusal as exc:
+            db.session.rollback()
+            return jsonify({"errors": exc.errors()}), 422
+        except sa.exc.IntegrityError:  # the same endpoint registered at the same moment
+            db.session.rollback()
+            if last_try:
+                raise
     return jsonify(SubscriptionOut(id=sub.id).model_dump()), 201
 
 
 @bp.delete("/push/subscriptions")
 @login_required
-def remove_subscription():
+@operation(body=EndpointIn, status=204, answers=(404,))
+def remove_subscription(data: EndpointIn):
     """Forget one of the current user's subscriptions (on logout or when turning push off)."""
-    data, error = _parse(EndpointIn)
-    if error:
-        return error
-    sub = db.session.scalar(
-        sa.select(PushSubscription).where(
-            PushSubscription.endpoint == data.endpoint, PushSubscription.user_id == current_user.id
-        )
-    )
-    if sub is None:
+    if not devices.remove_subscription(db.session.get(User, current_user.id), data.endpoint):
         abort(404)
-    events.record("push_unsubscribed", actor=current_user, subscription_id=sub.id)
-    db.session.delete(sub)
     db.session.commit()
     return "", 204
 
@@ -250,303 +237,95 @@ def _receipt_user_id(data: ReceiptIn) -> int | None:
     return current_user.id
 
 
-def record_receipt(message_id: str, user_id: int, now) -> bool:
-    """Mark the message `message_id` (sent to `user_id`) delivered; False if it is not theirs."""
-    from fieldapp.worker import outbox_id_of
-
-    outbox_id = outbox_id_of(message_id)
-    message = db.session.get(OutboxMessage, outbox_id) if outbox_id is not None else None
-    if message is None or message.kind != "push" or message.payload.get("user_id") != user_id:
-        return False
-    offer_id = message.payload.get("offer_id")
-    if offer_id:
-        done = db.session.execute(
-            sa.update(Offer)
-            .where(Offer.id == offer_id, Offer.officer_id == user_id, Offer.delivered_at.is_(None))
-            .values(delivered_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if done:
-            offer = db.session.get(Offer, offer_id)
-            events.record(
-                "delivered",
-                warning=offer.warning,
-                offer_id=offer_id,
-                officer_id=user_id,
-                channel="push",
-            )
-        return True
-    # Not written into the outbox row: the worker may still be finishing it and would
-    # overwrite the payload. The event is what the test alert's receipt check looks for.
-    user = db.session.get(User, user_id)
-    already = db.session.scalars(
-        sa.select(Event.data).where(
-            Event.kind == "delivered",
-            Event.actor_id == user_id,
-            Event.created_at >= message.created_at,
-        )
-    ).all()
-    if not any(data.get("message_id") == message_id for data in already):
-        events.record("delivered", actor=user, message_id=message_id, channel="push")
-    return True
-
-
 @bp.post("/push/receipts")
-@csrf.exempt
-def push_receipt():
-    """The service worker got a push: the server now knows it was delivered."""
-    data, error = _parse(ReceiptIn)
-    if error:
-        return error
+@operation(body=ReceiptIn, out=ReceiptOut, answers=(404,), csrf_check=False)
+def push_receipt(data: ReceiptIn):
+    """Delivery receipt from the service worker
+
+    The server now knows the push was delivered. Authenticated by the session with its CSRF
+    header, or by the signed `token` that came inside the push payload.
+    """
     user_id = _receipt_user_id(data)
     if user_id is None:
         return jsonify({"error": _("Please log in.")}), 401
-    recorded = record_receipt(data.message_id, user_id, clock.now())
+    recorded = receipts.record_receipt(data.message_id, user_id, clock.now())
     if not recorded:
         abort(404)
     db.session.commit()
     return jsonify(ReceiptOut(message_id=data.message_id, recorded=True).model_dump())
 
 
+def _test_alert_key() -> str:
+    return f"user:{getattr(current_user, 'id', None) or request.remote_addr}"
+
+
+def _test_alert_too_soon(limit: RequestLimit) -> Response:
+    wait_s = max(1, math.ceil(limit.reset_at - time.time()))
+    message = _("You asked for a test alert a moment ago. Try again in %(s)d s.", s=wait_s)
+    response = jsonify({"error": message, "retry_after_s": wait_s})
+    response.status_code = 429
+    response.headers["Retry-After"] = str(wait_s)
+    return response
+
+
 @bp.post("/me/test-alert")
 @login_required
+@limiter.limit(
+    lambda: current_app.config["TEST_ALERT_RATE_LIMIT"],
+    key_func=_test_alert_key,
+    on_breach=_test_alert_too_soon,
+)
+@operation(
+    out=TestAlertOut,
+    status=202,
+    answers=(429,),
+    links={
+        "PostPushReceipt": {
+            "operationId": "pushReceipt",
+            "requestBody": {"message_id": "$response.body#/message_id"},
+        }
+    },
+)
 def test_alert():
     """Send a test push to the current user's devices; SMS follows if no receipt comes back."""
-    now = clock.now()
     user = db.session.get(User, current_user.id)
-    message = outbox.enqueue("push", {"user_id": user.id, "push_kind": "reminder", "test": True})
-    db.session.flush()
-    wait_s = user.station.receipt_timeout_s
-    outbox.enqueue(
-        "receipt_check",
-        {"push_outbox_id": message.id, "user_id": user.id},
-        due_at=now + timedelta(seconds=wait_s),
-    )
-    events.record("test_alert", actor=user, message_id=f"m{message.id}")
+    message_id, wait_s = devices.send_test_alert(user, clock.now())
     db.session.commit()
-    out = TestAlertOut(message_id=f"m{message.id}", fallback_after_s=wait_s)
-    return jsonify(out.model_dump()), 202
+    return jsonify(TestAlertOut(message_id=message_id, fallback_after_s=wait_s).model_dump()), 202
 
 
 # --- live connection ----------------------------------------------------------------------
-
-STREAM_KINDS = {"offered": "offer", "reassigned": "reassigned", "help_requested": "help"}
-
-
-def _stream_item(event: Event, user: User) -> dict | None:
-    """What the open app hears about `event`, if it concerns `user`."""
-    data = event.data or {}
-    kind = STREAM_KINDS.get(event.kind)
-    if kind == "offer" and data.get("officer_id") != user.id:
-        return None
-    if kind == "reassigned" and data.get("from_user_id") != user.id:
-        return None
-    if kind == "help" and (event.actor_id == user.id or user.duty_status != "on_duty"):
-        return None
-    if kind is None:
-        return None
-    warning = db.session.get(Warning, event.warning_id) if event.warning_id else None
-    offer = db.session.get(Offer, data["offer_id"]) if data.get("offer_id") else None
-    if kind == "offer" and (offer is None or offer.status != "pending"):
-        return None
-    title, body = push.texts(kind, warning, offer)
-    return {
-        "kind": kind,
-        "warning_id": event.warning_id,
-        "offer_id": offer.id if offer else None,
-        "title": title,
-        "body": body,
-        "url": push.warning_path(event.warning_id),
-    }
+# What the open app hears is fieldapp/live/items.py (STREAM_KINDS, CHANGE_KINDS); the stream
+# itself is fieldapp/live: one reader per process, fanned out in memory.
 
 
 def _last_event_id() -> int:
-    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or ""
-    if raw.isdigit():
-        return int(raw)
-    # A fresh connection starts from now: what is already pending is on the page.
-    return db.session.scalar(sa.select(sa.func.max(Event.id))) or 0
+    resumed = parse_id(request.headers.get("Last-Event-ID"), MAX_EVENT_ID)
+    return live_start.start_id(resumed, parse_id(request.args.get("last_event_id"), MAX_EVENT_ID))
 
 
 @bp.get("/me/stream")
 @login_required
+@operation(headers=("Last-Event-ID",), stream=True, answers=(429,))
 def stream():
     """Server-sent events for the current user: new offers, help requests, reassignments.
 
-    Read from the event log by id (the SSE id), so a reconnect with Last-Event-ID catches up
-    and any web process can serve any user. The response ends after STREAM_SECONDS (the
-    browser reconnects), so a gunicorn thread is never held for long.
+    Caught up from the event log by id (the SSE id), so a reconnect with Last-Event-ID misses
+    nothing and any web process can serve any user; then fed by the process's one event
+    reader. Ends after STREAM_SECONDS (the browser reconnects). 429 past the per-user cap.
     """
     user_id = current_user.id
-    station_id = current_user.station_id
-    # Fixed now: inside the generator current_user's row may no longer be attached.
+    # An officer of no station hears nothing (station 0 matches no event).
+    station_id = current_user.station_id or 0
+    # Fixed now: the stream renders in the reader, outside this request.
     locale = str(get_locale())
-    last_id = _last_event_id()
-    db.session.rollback()
-    duration = float(current_app.config.get("STREAM_SECONDS", 55))
-    poll = float(current_app.config.get("STREAM_POLL_S", 1.0))
-    keepalive = float(current_app.config.get("STREAM_KEEPALIVE_S", 15))
-
-    def generate():
-        nonlocal last_id
-        started = last_ping = time.monotonic()
-        yield "retry: 3000\n\n"
-        while True:
-            user = db.session.get(User, user_id)
-            rows = db.session.scalars(
-                sa.select(Event)
-                .where(Event.id > last_id, Event.station_id == station_id)
-                .where(Event.kind.in_(list(STREAM_KINDS)))
-                .order_by(Event.id)
-                .limit(100)
-            ).all()
-            out = []
-            for event in rows:
-                last_id = event.id
-                with force_locale(i18n.locale(locale)):
-                    item = _stream_item(event, user)
-                if item is not None:
-                    out.append(
-                        f"id: {event.id}\nevent: {item['kind']}\ndata: "
-                        f"{json.dumps(item, ensure_ascii=False)}\n\n"
-                    )
-            # End the read transaction: no connection sits idle in a transaction.
-            db.session.rollback()
-            if out:
-                yield "".join(out)
-                last_ping = time.monotonic()
-            elif rows:
-                # Move the client's Last-Event-ID past events that were not for it.
-                yield f"id: {last_id}\n: skip\n\n"
-            now = time.monotonic()
-            if now - started >= duration:
-                return
-            if now - last_ping >= keepalive:
-                yield ": keep-alive\n\n"
-                last_ping = now
-            time.sleep(poll)
-
-    response = Response(stream_with_context(generate()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
-
-
-# --- OpenAPI ------------------------------------------------------------------------------
-
-
-def _document() -> None:
-    from fieldapp.api import openapi
-    from fieldapp.api.schemas import ErrorBody
-
-    errors = openapi.json_body(ErrorBody, "bad input, one message per field")
-    session = [{"session": []}]
-
-    def op(path, method, summary, op_id, body=None, ok=None, ok_code="200", extra=None):
-        responses = {"401": {"description": "not logged in"}, "422": errors}
-        if ok is not None:
-            responses[ok_code] = openapi.json_body(ok, summary)
-        else:
-            responses[ok_code] = {"description": summary}
-        responses.update(extra or {})
-        operation = {
-            "summary": summary,
-            "operationId": op_id,
-            "security": session,
-            "responses": responses,
-        }
-        if body is not None:
-            operation["requestBody"] = {"required": True, **openapi.json_body(body)}
-        openapi.register(path, method, operation)
-
-    op(
-        "/api/v1/me/duty",
-        "post",
-        "Go on or off duty",
-        "setDuty",
-        DutyIn,
-        DutyOut,
-        extra={"403": {"description": "not an officer or auxiliary"}},
+    config = current_app.config
+    return live.response(
+        key=("me", user_id),
+        station_id=station_id,
+        render=lambda facts: live_items.officer_items(facts, user_id, locale),
+        last_id=_last_event_id(),
+        seconds=float(config.get("STREAM_SECONDS", 55)),
+        keepalive=float(config.get("STREAM_KEEPALIVE_S", 15)),
+        retry_ms=3000,
     )
-    op(
-        "/api/v1/me/position",
-        "post",
-        "Report the device's position",
-        "setPosition",
-        PositionIn,
-        PositionOut,
-        extra={"403": {"description": "not an officer or auxiliary"}},
-    )
-    op(
-        "/api/v1/push/subscriptions",
-        "post",
-        "Register a push subscription",
-        "addPushSubscription",
-        SubscriptionIn,
-        SubscriptionOut,
-        ok_code="201",
-    )
-    op(
-        "/api/v1/push/subscriptions",
-        "delete",
-        "Remove a push subscription",
-        "removePushSubscription",
-        EndpointIn,
-        None,
-        ok_code="204",
-        extra={"404": {"description": "no such subscription of yours"}},
-    )
-    openapi.register(
-        "/api/v1/push/vapid-public-key",
-        "get",
-        {
-            "summary": "The server's VAPID public key (URL-safe base64)",
-            "operationId": "getVapidPublicKey",
-            "responses": {"200": openapi.json_body(VapidKeyOut, "the key")},
-        },
-    )
-    op(
-        "/api/v1/push/receipts",
-        "post",
-        "Delivery receipt from the service worker (session + CSRF, or the payload's token)",
-        "postPushReceipt",
-        ReceiptIn,
-        ReceiptOut,
-        extra={"404": {"description": "no such message for this user"}},
-    )
-    op(
-        "/api/v1/me/test-alert",
-        "post",
-        "Send a test alert to my devices",
-        "testAlert",
-        None,
-        TestAlertOut,
-        ok_code="202",
-    )
-    openapi.register(
-        "/api/v1/me/stream",
-        "get",
-        {
-            "summary": "Server-sent events: my new offers, help requests and reassignments",
-            "operationId": "myStream",
-            "security": session,
-            "parameters": [
-                {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                }
-            ],
-            "responses": {
-                "200": {
-                    "description": "text/event-stream",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                "401": {"description": "not logged in"},
-            },
-        },
-    )
-
-
-_document()

@@ -1,13 +1,9 @@
-"""Chief pages: the live board and its feed, a warning's timeline, the figures."""
+"""Chief pages: the live board and its feed, a warning's whole case, reassigning, amending."""
 
-import json
-import time
-from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
 from flask import (
-    Response,
     abort,
     current_app,
     flash,
@@ -15,33 +11,43 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from fieldapp import board_view, clock, events, figures, labels
-from fieldapp.access import can_see_station, roles_required, station_scope
-from fieldapp.board import bp, report, timeline
-from fieldapp.dispatch import DispatchError, reassign
+from fieldapp import (
+    amendments,
+    board_read,
+    clock,
+    events,
+    helping,
+    labels,
+    live,
+    names,
+    numbers,
+    refusals,
+    resident_reads,
+)
+from fieldapp.access import roles_required, station_scope, visible_warning
+from fieldapp.board import bp, mapdata, picker, timeline
+from fieldapp.dispatch import reassign
 from fieldapp.extensions import db
+from fieldapp.live import items as live_items
 from fieldapp.models import FRAUD_TYPES, OPEN_STATUSES, Station, User, Warning
-
-MAX_RANGE_DAYS = 366 * 2
-
-
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+from fieldapp.refusals import Refusal
+from fieldapp.validation import MAX_EVENT_ID, MAX_ID, parse_id
 
 
-def _filters() -> board_view.Filters:
+def _int_arg(name: str, maximum: int = MAX_ID) -> int | None:
+    return parse_id(request.args.get(name), maximum)
+
+
+def _filters() -> board_read.Filters:
     status = request.args.get("status") or None
     fraud_type = request.args.get("fraud_type") or None
-    return board_view.Filters(
+    return board_read.Filters(
         status=status if status in OPEN_STATUSES else None,
         officer_id=_int_arg("officer"),
         fraud_type=fraud_type if fraud_type in FRAUD_TYPES else None,
@@ -59,16 +65,18 @@ def _visible_stations() -> list[Station]:
 
 def _board_context() -> dict:
     filters = _filters()
-    rows = board_view.open_warnings(station_scope(Warning.station_id), filters, clock.now())
+    rows = board_read.open_warnings(station_scope(Warning.station_id), filters, clock.now())
     stations = _visible_stations()
-    officers = board_view.officers_by_station({s.id for s in stations})
+    officers = board_read.officers_by_station({s.id for s in stations})
     return {
         "rows": rows,
-        "view": _board_strings(officers),
+        "view": _board_strings(),
         "filters": filters,
         "stations": stations,
         "officers": officers,
         "all_officers": [u for s in stations for u in officers.get(s.id, [])],
+        "counts": board_read.counts(rows),
+        "map_settings": mapdata.page_settings(current_app.config),
         "statuses": OPEN_STATUSES,
         "fraud_types": FRAUD_TYPES,
         "args": {
@@ -79,14 +87,14 @@ def _board_context() -> dict:
     }
 
 
-def _board_strings(officers: dict[int, list[User]]) -> dict:
+def _board_strings() -> dict:
     """Everything a board row repeats, translated and rendered once per request, not per row.
 
     A county board has a thousand rows; per-row url_for, gettext and option lists would
     dominate its rendering time.
     """
     detail = url_for("board.warning_detail", warning_id=0)
-    reassign_url = url_for("board.reassign_warning", warning_id=0)
+    picker_url = url_for("board.reassign_picker", warning_id=0)
     unit = {"s": _("%(n)d s"), "min": _("%(n)d min"), "h": _("%(h)d h %(m)d min")}
 
     def ago(seconds: float) -> str:
@@ -97,23 +105,17 @@ def _board_strings(officers: dict[int, list[User]]) -> dict:
             return unit["min"] % {"n": seconds // 60}
         return unit["h"] % {"h": seconds // 3600, "m": (seconds % 3600) // 60}
 
-    choose = Markup('<option value="">{}</option>').format(_("Choose…"))
-    options = {
-        sid: choose
-        + Markup("").join(
-            Markup('<option value="{}">{}</option>').format(u.id, u.display_name) for u in users
-        )
-        for sid, users in officers.items()
-    }
+    # The same "剩余 1:29" the officer's page counts down (board.js fills in %(t)s).
+    left = _("%(t)s left")
+
+    def time_left(seconds: float | None) -> str:
+        return "" if seconds is None else left % {"t": numbers.countdown(seconds)}
+
     lateness_names = {"late": _("Late"), "due": _("Due"), "on_time": _("On time")}
-    hidden = Markup(
-        '<input type="hidden" name="csrf_token" value="{}">'
-        '<input type="hidden" name="next" value="{}">'
-    ).format(generate_csrf(), url_for("board.index", **request.args))
     return {
         "detail_prefix": detail[: -len("0")],
-        "reassign_prefix": reassign_url.split("/0/")[0] + "/",
-        "reassign_suffix": "/" + reassign_url.split("/0/")[1],
+        "picker_prefix": picker_url.split("/0/")[0] + "/",
+        "picker_suffix": "/" + picker_url.split("/0/")[1],
         "status": {k: str(v) for k, v in labels.STATUSES.items()},
         "fraud": {k: str(v) for k, v in labels.FRAUD_TYPES.items()},
         "risk": {k: str(v) for k, v in labels.RISK_LEVELS.items()},
@@ -128,9 +130,11 @@ def _board_strings(officers: dict[int, list[User]]) -> dict:
         "flag_defrauded": Markup('<span class="flag late">{}</span>').format(
             _("Defrauded after warning")
         ),
+        "offered_to": _("Offered to"),
+        "overdue": _("overdue, moving on"),
+        "left_template": left,
         "ago": ago,
-        "options": options,
-        "hidden": hidden,
+        "time_left": time_left,
     }
 
 
@@ -142,7 +146,7 @@ def index():
     context = _board_context()
     if request.headers.get("HX-Request"):
         return render_template("board/_board.html", **context)
-    context["last_event_id"] = board_view.last_event_id()
+    context["last_event_id"] = board_read.last_event_id()
     return render_template("board/index.html", **context)
 
 
@@ -154,12 +158,12 @@ def _stream_station() -> int | None:
 
 def _start_id() -> int:
     # The browser's own reconnect carries Last-Event-ID; a fresh page passes where it started.
-    header = request.headers.get("Last-Event-ID", "").strip()
-    if header.isdigit():
-        return int(header)
-    start = _int_arg("last_id")
+    header = parse_id(request.headers.get("Last-Event-ID"), MAX_EVENT_ID)
+    if header is not None:
+        return header
+    start = _int_arg("last_id", MAX_EVENT_ID)
     # No starting point at all: begin from now rather than replaying the whole log.
-    return start if start is not None else board_view.last_event_id()
+    return start if start is not None else board_read.last_event_id()
 
 
 @bp.get("/stream")
@@ -167,70 +171,75 @@ def _start_id() -> int:
 def stream():
     """Server-sent events: one "changed" message per warning event after the start id.
 
-    The loop is bounded (the browser reconnects with Last-Event-ID) and releases its database
-    connection between polls, so a wall screen open all day holds no thread or connection.
+    Caught up from the event log, then fed by the process's one event reader (fieldapp/live);
+    bounded (the browser reconnects with Last-Event-ID) and holding no database connection
+    while it waits, so a wall screen open all day costs a queue, not a thread.
     """
     station_id = _stream_station()
-    last_id = _start_id()
-    seconds = current_app.config.get("BOARD_STREAM_SECONDS", 55)
-    poll_s = current_app.config.get("BOARD_STREAM_POLL_S", 1.0)
-    keepalive_s = 15.0
-
-    def generate(last_id=last_id):
-        yield "retry: 500\n\n"  # reconnect fast: the 2-second promise holds across reconnects
-        started = last_beat = time.monotonic()
-        while True:
-            batch = events.since(last_id, station_id)
-            messages = []
-            for event in batch:
-                last_id = event.id
-                if event.warning_id is None:
-                    continue
-                data = json.dumps({"warning_id": event.warning_id, "kind": event.kind})
-                messages.append(f"id: {event.id}\nevent: changed\ndata: {data}\n\n")
-            db.session.close()  # end the read transaction; give the connection back
-            if messages:
-                last_beat = time.monotonic()
-                yield "".join(messages)
-            elif batch:
-                # Only non-warning events: still move the browser's Last-Event-ID forward.
-                yield f"id: {last_id}\ndata: \n\n"
-            if len(batch) == 500:
-                continue  # more waiting: catch up before sleeping
-            elapsed = time.monotonic() - started
-            if elapsed >= seconds:
-                return
-            if time.monotonic() - last_beat >= keepalive_s:
-                last_beat = time.monotonic()
-                yield ": keep-alive\n\n"
-            time.sleep(min(poll_s, max(seconds - elapsed, 0)))
-
-    response = Response(stream_with_context(generate()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    config = current_app.config
+    return live.response(
+        key=("board", current_user.id),
+        station_id=station_id,
+        render=live_items.board_items,
+        last_id=_start_id(),
+        seconds=float(config.get("BOARD_STREAM_SECONDS", 55)),
+        keepalive=15.0,
+        retry_ms=500,  # reconnect fast: the 2-second promise holds across reconnects
+        full=False,
+    )
 
 
 def _visible_warning(warning_id: int) -> Warning:
-    warning = db.session.get(Warning, warning_id)
-    # Another station's warning is "not found", so ids do not leak existence.
-    if warning is None or not can_see_station(warning.station_id):
-        abort(404)
-    return warning
+    return visible_warning(warning_id) or abort(404)
 
 
-@bp.get("/warnings/<int:warning_id>")
-@roles_required("chief")
-def warning_detail(warning_id: int):
-    """The warning's facts, its whole timeline, and the amend form for its outcome."""
-    warning = _visible_warning(warning_id)
+def _render_warning(warning: Warning, errors: dict, status: int = 200):
+    """The whole case: facts, what the centre and the officers wrote, the map, the timeline."""
+    now = clock.now()
+    holders = board_read.pending_holders([warning.id], now).get(warning.id, [])
     return render_template(
         "board/warning.html",
         w=warning,
         timeline=timeline.render(events.timeline(warning.id)),
-        officers=board_view.station_officers(warning.station_id),
-        lateness=board_view.lateness(warning, warning.station.contact_target_s, clock.now()),
-        errors={},
+        choices=picker.choices(warning, now) if warning.is_open else [],
+        holders=[(h, mapdata.holder_text(h)) for h in holders],
+        lateness=board_read.lateness(warning, warning.station.contact_target_s, now),
+        map_settings=mapdata.page_settings(current_app.config),
+        created_by=db.session.get(User, warning.created_by_id) if warning.created_by_id else None,
+        amended_by=(
+            db.session.get(User, warning.outcome.amended_by_id)
+            if warning.outcome is not None and warning.outcome.amended_by_id
+            else None
+        ),
+        errors=errors,
+    ), status
+
+
+@bp.get("/warnings/<int:warning_id>")
+@roles_required("chief")
+@resident_reads.limited
+def warning_detail(warning_id: int):
+    """The warning's whole case, its timeline, the reassign picker and the amend form."""
+    warning = _visible_warning(warning_id)
+    resident_reads.record(warning, current_user, "board")
+    page = _render_warning(warning, {})
+    db.session.commit()  # the read's audit event
+    return page
+
+
+@bp.get("/warnings/<int:warning_id>/reassign")
+@roles_required("chief")
+def reassign_picker(warning_id: int):
+    """Who could take the warning, with the facts that decide; a fragment for the board's dialog."""
+    warning = _visible_warning(warning_id)
+    g.vary_hx = True
+    template = "board/_picker.html" if request.headers.get("HX-Request") else "board/picker.html"
+    nxt = request.args.get("next", "")
+    return render_template(
+        template,
+        w=warning,
+        choices=picker.choices(warning, clock.now()) if warning.is_open else [],
+        next=nxt if nxt.startswith("/board/") else url_for("board.index"),
     )
 
 
@@ -239,28 +248,42 @@ def warning_detail(warning_id: int):
 def reassign_warning(warning_id: int):
     """Hand a warning to another officer of its station, from the board or its page."""
     warning = _visible_warning(warning_id)
-    to_id = request.form.get("to_user_id", "")
-    to_user = db.session.get(User, int(to_id)) if to_id.isdigit() else None
-    messages = {
-        "closed": _("This warning is already closed."),
-        "not_eligible": _("Choose an officer of this warning's station."),
-        "already_theirs": _("This warning is already theirs."),
-    }
-    if to_user is None or to_user.station_id != warning.station_id:
-        flash(messages["not_eligible"], "error")
+    to_id = parse_id(request.form.get("to_user_id"))
+    to_user = db.session.get(User, to_id) if to_id is not None else None
+    try:
+        if to_user is None or to_user.station_id != warning.station_id:
+            raise Refusal("invitee_not_eligible")
+        reassign(warning, to_user, current_user, clock.now())
+    except Refusal as exc:
+        db.session.rollback()
+        flash(exc.message(), "error")
     else:
-        try:
-            reassign(warning, to_user, current_user, clock.now())
-        except DispatchError as exc:
-            db.session.rollback()
-            flash(messages.get(exc.code, _("That change could not be made.")), "error")
-        else:
-            db.session.commit()
-            flash(_("Reassigned to %(name)s.", name=to_user.display_name), "success")
+        db.session.commit()
+        flash(_("Reassigned to %(name)s.", name=names.of(to_user)), "success")
     target = request.form.get("next", "")
     if not target.startswith("/board/"):
         target = url_for("board.index")
     return redirect(target)
+
+
+@bp.post("/warnings/<int:warning_id>/ask-to-join")
+@roles_required("chief")
+def ask_to_join(warning_id: int):
+    """A chief asks one named officer of the station to join a warning (helping.ask_to_join)."""
+    warning = _visible_warning(warning_id)
+    to_id = parse_id(request.form.get("user_id"))
+    officer = db.session.get(User, to_id) if to_id is not None else None
+    try:
+        if officer is None:
+            raise Refusal("invitee_not_eligible")
+        helping.ask_to_join(warning, officer, current_user, clock.now())
+    except Refusal as exc:
+        db.session.rollback()
+        flash(exc.message(), "error")
+    else:
+        db.session.commit()
+        flash(_("%(name)s was asked to join.", name=names.of(officer)), "success")
+    return redirect(url_for("board.warning_detail", warning_id=warning.id))
 
 
 def _parse_amount(raw: str) -> tuple[Decimal | None, str | None]:
@@ -270,9 +293,9 @@ def _parse_amount(raw: str) -> tuple[Decimal | None, str | None]:
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        return None, _("Enter an amount in yuan, e.g. 5000.")
+        return None, refusals.message("loss_invalid")
     if not value.is_finite() or value < 0 or value >= Decimal("1e12"):
-        return None, _("Enter an amount in yuan, e.g. 5000.")
+        return None, refusals.message("loss_invalid")
     return value.quantize(Decimal("0.01")), None
 
 
@@ -287,119 +310,12 @@ def amend_outcome(warning_id: int):
     if amount_error:
         errors["later_loss_amount"] = amount_error
     if warning.outcome is None:
-        errors["outcome"] = _("This warning has no outcome yet.")
+        errors["outcome"] = refusals.message("no_outcome")
     if not errors:
-        board_view.amend_outcome(
+        amendments.amend_outcome(
             warning, current_user, clock.now(), defrauded_after=defrauded, later_loss_amount=amount
         )
         db.session.commit()
         flash(_("Outcome amended."), "success")
         return redirect(url_for("board.warning_detail", warning_id=warning.id))
-    return (
-        render_template(
-            "board/warning.html",
-            w=warning,
-            timeline=timeline.render(events.timeline(warning.id)),
-            officers=board_view.station_officers(warning.station_id),
-            lateness=board_view.lateness(warning, warning.station.contact_target_s, clock.now()),
-            errors=errors,
-        ),
-        422,
-    )
-
-
-def _period() -> tuple[figures.Period, str, dict]:
-    """The period from ?period=today|week|month|custom&start=&end= (end date inclusive)."""
-    now = clock.now()
-    name = request.args.get("period", "today")
-    errors = {}
-    if name == "custom":
-        try:
-            start = date.fromisoformat(request.args.get("start", ""))
-            last = date.fromisoformat(request.args.get("end", ""))
-        except ValueError:
-            errors["period"] = _("Enter both dates as YYYY-MM-DD.")
-        else:
-            if last < start:
-                errors["period"] = _("The end date must not be before the start date.")
-            elif (last - start).days > MAX_RANGE_DAYS:
-                errors["period"] = _("Choose at most two years.")
-            else:
-                return figures.Period(start, last + timedelta(days=1)), name, errors
-        name = "today"
-    elif name not in ("today", "week", "month"):
-        name = "today"
-    return figures.preset(name, now), name, errors
-
-
-def _figures_scope() -> tuple[int | None, str]:
-    """The station the figures are about: a chief's own; an admin's choice or the county."""
-    if not current_user.is_admin:
-        station = db.session.get(Station, current_user.station_id)
-        return station.id, f"{station.name} ({station.code})"
-    station_id = _int_arg("station")
-    station = db.session.get(Station, station_id) if station_id else None
-    if station is None:
-        return None, _("County (all stations)")
-    return station.id, f"{station.name} ({station.code})"
-
-
-@bp.get("/figures")
-@roles_required("chief")
-def figures_page():
-    """The desk's figures for a period, beside the same period last year, with charts."""
-    period, name, errors = _period()
-    station_id, station_label = _figures_scope()
-    fig = figures.compute(period, station_id)
-    last = fig.last_year
-    prev_types = {b.key: b.received for b in last.fraud_types} if last else {}
-    charts = {
-        "channels": report.bar_chart(
-            [
-                (labels.label(labels.CHANNELS, c), n, last.channels.get(c, 0) if last else None)
-                for c, n in fig.channels.items()
-            ],
-            _("Channel that reached people"),
-        ),
-        "types": report.bar_chart(
-            [
-                (labels.label(labels.FRAUD_TYPES, b.key), b.received, prev_types.get(b.key, 0))
-                for b in fig.fraud_types
-            ],
-            _("Warnings by scam type"),
-        ),
-    }
-    return render_template(
-        "board/figures.html",
-        fig=fig,
-        summary=report.summary_rows(fig),
-        charts=charts,
-        period_name=name,
-        period_last_day=period.end - timedelta(days=1),
-        last_year_last_day=last.period.end - timedelta(days=1),
-        station_label=station_label,
-        station_id=station_id,
-        stations=_visible_stations() if current_user.is_admin else [],
-        errors=errors,
-        fmt_rate=report.fmt_rate,
-        args=request.args.to_dict(),
-    )
-
-
-@bp.get("/figures.csv")
-@roles_required("chief")
-def figures_csv():
-    """The same figures as the page, as a CSV that Excel opens correctly."""
-    period, _name, _errors = _period()
-    station_id, station_label = _figures_scope()
-    fig = figures.compute(period, station_id)
-    body = report.csv_bytes(fig, station_label)
-    filename = f"fieldapp-figures-{period.start.isoformat()}-{period.end.isoformat()}.csv"
-    return Response(
-        body,
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Content-Type": "text/csv; charset=utf-8",
-        },
-    )
+    return _render_warning(warning, errors, 422)

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from fieldapp import labels
 from fieldapp.extensions import db
 from fieldapp.models import Event, User
+from fieldapp.names import person
 
 
 def _who(names: dict[int, str], user_id) -> str:
@@ -14,13 +15,29 @@ def _who(names: dict[int, str], user_id) -> str:
     return names.get(user_id) or _("user #%(id)s", id=user_id)
 
 
-def _distance(data: dict) -> str:
-    metres = data.get("distance_m")
+def _offered(d: dict, who: str) -> str:
+    """The offer's sentence, its distance inside it (not a bracket after the full stop)."""
+    reason = d.get("reason")
+    metres = d.get("distance_m")
     if metres is None:
-        return ""
-    if metres >= 1000:
-        return _(" (%(km).1f km away)", km=metres / 1000)
-    return _(" (%(m)d m away)", m=metres)
+        if reason == "reassign":
+            return _("Offered to %(who)s after reassignment.", who=who)
+        if reason == "help":
+            return _("Offered to %(who)s to help.", who=who)
+        return _("Offered to %(who)s (offer %(rank)s).", who=who, rank=d.get("rank", 1))
+    away = labels.distance(metres)
+    if reason == "reassign":
+        return _(
+            "Offered to %(who)s after reassignment, %(distance)s away.", who=who, distance=away
+        )
+    if reason == "help":
+        return _("Offered to %(who)s to help, %(distance)s away.", who=who, distance=away)
+    return _(
+        "Offered to %(who)s (offer %(rank)s), %(distance)s away.",
+        who=who,
+        rank=d.get("rank", 1),
+        distance=away,
+    )
 
 
 def describe(event: Event, names: dict[int, str]) -> str:
@@ -33,14 +50,7 @@ def describe(event: Event, names: dict[int, str]) -> str:
             return _("Warning received from the anti-fraud centre.")
         return _("Warning entered by hand.")
     if kind == "offered":
-        who = _who(names, d.get("officer_id"))
-        if d.get("reason") == "reassign":
-            return _("Offered to %(who)s after reassignment.", who=who) + _distance(d)
-        if d.get("reason") == "help":
-            return _("Offered to %(who)s to help.", who=who) + _distance(d)
-        return _("Offered to %(who)s (offer %(rank)s).", who=who, rank=d.get("rank", 1)) + (
-            _distance(d)
-        )
+        return _offered(d, _who(names, d.get("officer_id")))
     if kind == "accepted":
         return _("Accepted.")
     if kind == "declined":
@@ -48,6 +58,11 @@ def describe(event: Event, names: dict[int, str]) -> str:
     if kind == "offer_expired":
         return _(
             "Offer to %(who)s expired without an answer.", who=_who(names, d.get("officer_id"))
+        )
+    if kind == "offer_taken":
+        return _(
+            "Offer to %(who)s closed: a colleague accepted first.",
+            who=_who(names, d.get("officer_id")),
         )
     if kind == "unassigned":
         return _("Nobody left to offer it to: waiting for the chief.")
@@ -57,16 +72,14 @@ def describe(event: Event, names: dict[int, str]) -> str:
             old=_who(names, d.get("from_user_id")),
             new=_who(names, d.get("to_user_id")),
         )
-    if kind in ("push_sent", "offer_sent"):
+    if kind == "push_sent":
         return _("Push notification sent.")
-    if kind in ("delivered", "push_delivered", "receipt"):
+    if kind == "delivered":
         return _(
             "The phone of %(who)s confirmed the notification arrived.",
             who=_who(names, d.get("officer_id")),
         )
-    if kind == "push_failed":
-        return _("Push notification could not be sent.")
-    if kind in ("fallback_sms", "sms_fallback", "fallback"):
+    if kind == "fallback_sms":
         return _(
             "No receipt from the phone: SMS sent to %(who)s.", who=_who(names, d.get("officer_id"))
         )
@@ -77,12 +90,14 @@ def describe(event: Event, names: dict[int, str]) -> str:
         if d.get("reached"):
             return _("Contact attempt by %(channel)s: reached the person.", channel=channel)
         return _("Contact attempt by %(channel)s: not reached.", channel=channel)
-    if kind in ("confirmed", "confirmation"):
+    if kind == "confirmed":
         return _("Confirmed a contact attempt.")
-    if kind in ("help_requested", "help"):
+    if kind == "help_requested":
         return _("Asked the station for help.")
-    if kind in ("help_joined", "joined"):
+    if kind == "joined":
         return _("Joined to help.")
+    if kind == "join_requested":
+        return _("Asked %(who)s to join and help.", who=_who(names, d.get("user_id")))
     if kind == "follow_up_done":
         return _("Follow-up visit done.")
     if kind == "resolved":
@@ -100,8 +115,6 @@ def describe(event: Event, names: dict[int, str]) -> str:
                 )
             return _("Outcome amended: defrauded after the warning.")
         return _("Outcome amended: not defrauded after the warning.")
-    if kind == "reminder":
-        return _("Reminder sent.")
     return _("Event: %(kind)s.", kind=kind)
 
 
@@ -114,12 +127,14 @@ def render(events_: list[Event]) -> list[dict]:
         for key in ("officer_id", "from_user_id", "to_user_id", "user_id"):
             if isinstance((e.data or {}).get(key), int):
                 ids.add(e.data[key])
+    # Named with their badge numbers: two officers of one name must not read as one.
     names = (
-        dict(
-            db.session.execute(
-                sa.select(User.id, User.display_name).where(User.id.in_(list(ids)))
-            ).all()
-        )
+        {
+            uid: person(name, badge)
+            for uid, name, badge in db.session.execute(
+                sa.select(User.id, User.display_name, User.badge_no).where(User.id.in_(list(ids)))
+            )
+        }
         if ids
         else {}
     )

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from flask import Blueprint, current_app
 
+from fieldapp.live import start as live_start
+
 bp = Blueprint("field", __name__)
+
+# Every officer page's live stream starts where the page was made (templates/field/_live.html).
+bp.add_app_template_global(live_start.newest_id, "live_start_id")
 
 
 @cache

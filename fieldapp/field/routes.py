@@ -1,38 +1,39 @@
 """Officer pages: thin views over fieldapp.fieldwork; every change goes through fieldapp.sync."""
 
 import uuid
-from urllib.parse import quote
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
-from fieldapp import clock, events, fieldwork, sync
+from fieldapp import (
+    access,
+    clock,
+    fieldread,
+    fieldwork,
+    helping,
+    nearest,
+    resident_reads,
+    sync,
+)
+from fieldapp import talking_points as talking_points_rules
 from fieldapp.access import roles_required
 from fieldapp.extensions import db
-from fieldapp.field import bp
-from fieldapp.field.forms import entry_from_form
-from fieldapp.models import FRAUD_TYPES, Offer, TalkingPoints
+from fieldapp.field import bp, pages
+from fieldapp.field.forms import (
+    FORM_FIELDS,
+    client_strings,
+    entry_from_form,
+    field_problems,
+    kept_values,
+)
+from fieldapp.models import FRAUD_TYPES
 
 
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _map_links(warning) -> dict | None:
-    """Amap and Baidu map URIs for the person's position (WGS-84); no tile server needed."""
-    if warning.lat is None or warning.lon is None:
-        return None
-    title = quote(_("Warning location"))
-    return {
-        "amap": f"https://uri.amap.com/marker?position={warning.lon:.6f},{warning.lat:.6f}"
-        f"&name={title}&coordinate=wgs84&callnative=1",
-        "baidu": f"https://api.map.baidu.com/marker?location={warning.lat:.6f},{warning.lon:.6f}"
-        f"&title={title}&content={title}&coord_type=wgs84&output=html&src=fieldapp",
-    }
 
 
 @bp.get("/")
@@ -42,65 +43,90 @@ def index():
     now = clock.now()
     return render_template(
         "field/index.html",
-        offers=fieldwork.pending_offers(current_user),
-        owned=fieldwork.my_open_warnings(current_user),
-        follow_ups=fieldwork.follow_ups(current_user),
+        offers=fieldread.pending_offers(current_user),
+        owned=fieldread.my_open_warnings(current_user),
+        follow_ups=fieldread.follow_ups(current_user),
         now=now,
         new_id=_new_id,
-        distance_to=fieldwork.distance_to,
+        distance_to=fieldread.distance_to,
+        offers_to_me=current_user.role in nearest.eligible_roles(current_user.station),
     )
+
+
+def _render_warning(w, problem: dict | None = None, status: int = 200):
+    """The warning page (every rendering of it is an audited read of the resident's data)."""
+    resident_reads.record(w, current_user, "field")
+    context = pages.warning_context(w, current_user, clock.now())
+    page = render_template("field/warning.html", new_id=_new_id, problem=problem, **context)
+    db.session.commit()  # the read's audit event
+    return page, status
 
 
 @bp.get("/w/<int:warning_id>")
 @login_required
+@resident_reads.limited
 def warning(warning_id: int):
     """Everything an officer needs about one warning, and the forms to act on it."""
-    w = fieldwork.visible_warning(warning_id, current_user)
+    w = access.visible_warning(warning_id, current_user)
     if w is None:
         abort(404)
-    now = clock.now()
-    offer = db.session.scalar(
-        db.select(Offer).where(
-            Offer.warning_id == w.id, Offer.officer_id == current_user.id, Offer.status == "pending"
-        )
-    )
-    return render_template(
-        "field/warning.html",
-        w=w,
-        now=now,
-        offer=offer,
-        works_on=fieldwork.works_on(w, current_user),
-        can_join=w.is_open
-        and current_user.role in ("officer", "auxiliary")
-        and not fieldwork.works_on(w, current_user),
-        distance_m=fieldwork.distance_to(w, current_user),
-        maps=_map_links(w),
-        visit_required=fieldwork.visit_required(w),
-        has_visit=fieldwork.has_reached_visit(w),
-        talking_points=fieldwork.talking_points(w.fraud_type, str(get_locale())),
-        earlier=fieldwork.earlier_warnings(w, current_user),
-        nearby=fieldwork.nearby_same_trick(w, now=now),
-        timeline=events.timeline(w.id),
-        new_id=_new_id,
-    )
+    return _render_warning(w)
 
 
 @bp.post("/w/<int:warning_id>/entry")
 @roles_required("officer", "auxiliary")
 def submit_entry(warning_id: int):
-    """The no-JavaScript path: one form, one sync entry, applied and committed by fieldapp.sync."""
-    if fieldwork.visible_warning(warning_id, current_user) is None:
+    """The no-JavaScript path: one form, one sync entry, applied and committed by fieldapp.sync.
+
+    Saved: back to the page with a receipt where the form was. Refused: the page again, the
+    values kept and the message at the field that caused it.
+    """
+    w = access.visible_warning(warning_id, current_user)
+    if w is None:
         abort(404)
     entry = entry_from_form(request.form, warning_id)
     result = sync.apply_entry(entry, current_user._get_current_object())
+    kind, slot = entry["kind"], _RECEIPT_SLOTS.get(entry["kind"], "receipt-top")
+    if result["status"] == "rejected" and request.form.get("next") != "confirmations":
+        return _refused_page(w, kind, slot, result)
     ok = result["status"] in ("applied", "duplicate")
-    flash(result["detail"], "success" if ok else "error")
-    if entry["kind"] in ("accept", "decline") and not (entry["kind"] == "accept" and ok):
-        return redirect(url_for("field.index"))
-    target = request.form.get("next")
-    if target == "confirmations":
+    if ok:
+        flash(f"{result['detail']} · {format_datetime(clock.now(), 'HH:mm:ss')}", f"receipt:{slot}")
+    else:
+        flash(result["detail"], f"refused:{slot}")
+    if request.form.get("next") == "confirmations":
         return redirect(url_for("field.confirmations"))
-    return redirect(url_for("field.warning", warning_id=warning_id))
+    if kind == "decline":
+        return redirect(url_for("field.index"))
+    return redirect(url_for("field.warning", warning_id=warning_id, _anchor=slot))
+
+
+def _refused_page(w, kind: str, slot: str, result: dict):
+    """Nothing changed (422): a form's messages at its fields with every value kept; a
+    one-button form's message where its receipt goes."""
+    if kind not in FORM_FIELDS or not _form_shown(w, kind):
+        flash(result["detail"], f"refused:{slot}")
+        return _render_warning(w, None, 422)
+    errors, message = field_problems(kind, result)
+    problem = {"kind": kind, "errors": errors, "message": message}
+    return _render_warning(w, problem | {"kept": kept_values(request.form)}, 422)
+
+
+def _form_shown(w, kind: str) -> bool:
+    """Whether the page has the form of `kind` for the current user (as the template decides)."""
+    user = current_user._get_current_object()
+    works = fieldwork.works_on(w, user)
+    if kind == "resolve":
+        return works and fieldwork.may_resolve(w, user)
+    return works and w.is_open
+
+
+# Where the no-JavaScript path shows a saved entry's receipt (field.js uses data-receipt).
+_RECEIPT_SLOTS = {
+    "attempt": "receipt-attempt",
+    "help": "receipt-help",
+    "confirm": "receipt-contacts",
+}
 
 
 @bp.get("/confirmations")
@@ -109,7 +135,7 @@ def confirmations():
     """Contacts of the station that wait for a colleague's confirmation."""
     return render_template(
         "field/confirmations.html",
-        attempts=fieldwork.awaiting_confirmation(current_user),
+        attempts=fieldread.awaiting_confirmation(current_user),
         new_id=_new_id,
     )
 
@@ -134,30 +160,12 @@ def csrf_token():
 @roles_required("admin")
 def talking_points():
     """An admin edits the persuasion aid for each fraud type, in Chinese and English."""
-    rows = {r.fraud_type: r for r in db.session.scalars(db.select(TalkingPoints))}
+    rows = talking_points_rules.all_rows()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        for fraud_type in FRAUD_TYPES:
-            zh = (request.form.get(f"{fraud_type}-zh") or "").strip()
-            en = (request.form.get(f"{fraud_type}-en") or "").strip()
-            if len(zh) > 2000 or len(en) > 2000:
-                errors[fraud_type] = _("At most %(n)d characters.", n=2000)
-                continue
-            if not zh and not en:
-                continue
-            row = rows.get(fraud_type)
-            if row is None:
-                row = rows[fraud_type] = TalkingPoints(fraud_type=fraud_type)
-                db.session.add(row)
-            if (row.text_zh, row.text_en) != (zh, en):
-                row.text_zh, row.text_en = zh, en
-                row.updated_at = clock.now()
-                row.updated_by_id = current_user.id
-                events.record("talking_points_edited", actor=current_user, fraud_type=fraud_type)
-        if errors:
-            db.session.rollback()
-        else:
-            db.session.commit()
+        texts = {t: (request.form.get(f"{t}-zh"), request.form.get(f"{t}-en")) for t in FRAUD_TYPES}
+        errors = talking_points_rules.save(rows, texts, current_user)
+        if not errors:
             flash(_("Talking points saved."), "success")
             return redirect(url_for("field.talking_points"))
     return render_template(
@@ -165,26 +173,15 @@ def talking_points():
     ), (422 if errors else 200)
 
 
-_EVENT_LABELS = {
-    "received": _l("Warning received"),
-    "offered": _l("Offered to an officer"),
-    "accepted": _l("Accepted"),
-    "declined": _l("Declined"),
-    "offer_expired": _l("Offer timed out"),
-    "unassigned": _l("Nobody available"),
-    "reassigned": _l("Reassigned by the chief"),
-    "attempt": _l("Contact attempt"),
-    "confirmed": _l("Contact confirmed"),
-    "resolved": _l("Closed with an outcome"),
-    "help_requested": _l("Help requested"),
-    "joined": _l("A colleague joined"),
-    "follow_up_done": _l("Follow-up done"),
-}
+@bp.app_template_global()
+def field_client_strings() -> dict:
+    return client_strings()
 
 
 @bp.app_template_global()
-def event_label(kind: str) -> str:
-    return str(_EVENT_LABELS.get(kind, kind))
+def may_join(warning) -> bool:
+    """For templates: may the current user join `warning` now (never with an offer pending)?"""
+    return helping.may_join(warning, current_user._get_current_object())
 
 
 @bp.app_template_global()

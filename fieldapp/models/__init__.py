@@ -1,5 +1,6 @@
 """All tables; import models from here."""
 
+from fieldapp.models.auth import LoginThrottle, UserSession
 from fieldapp.models.base import Base, UTCDateTime, utcnow
 from fieldapp.models.delivery import (
     OUTBOX_KINDS,
@@ -19,6 +20,7 @@ from fieldapp.models.warnings import (
     WARNING_STATUSES,
     Confirmation,
     ContactAttempt,
+    HelpRequest,
     Offer,
     Outcome,
     Participant,
@@ -34,6 +36,8 @@ __all__ = [
     "OutboxMessage",
     "PushSubscription",
     "WorkerHeartbeat",
+    "LoginThrottle",
+    "UserSession",
     "ClientMutation",
     "Event",
     "DUTY_STATUSES",
@@ -51,6 +55,7 @@ __all__ = [
     "WARNING_STATUSES",
     "Confirmation",
     "ContactAttempt",
+    "HelpRequest",
     "Offer",
     "Outcome",
     "Participant",

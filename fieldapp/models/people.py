@@ -34,6 +34,9 @@ class Station(Base):
     require_visit_for_high_risk: Mapped[bool] = mapped_column(
         default=False, server_default=sa.false()
     )
+    # High-risk warnings are offered to this many of the nearest at once (1..5); the first
+    # accept wins. Other risk levels go to one officer at a time.
+    parallel_offers_high: Mapped[int] = mapped_column(default=2, server_default="2")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     users: Mapped[list["User"]] = relationship(back_populates="station")
@@ -47,12 +50,15 @@ class User(UserMixin, Base):
     __table_args__ = (
         sa.Index("ix_users_station_duty", "station_id", "duty_status"),
         sa.Index("ix_users_duty_lat_lon", "duty_status", "lat", "lon"),
+        # 警号: tells two officers of the same name apart; rows from before it may have none.
+        sa.UniqueConstraint("station_id", "badge_no", name="uq_users_station_badge_no"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     display_name: Mapped[str] = mapped_column(sa.String(64))
+    badge_no: Mapped[str | None] = mapped_column(sa.String(16))
     role: Mapped[str] = mapped_column(sa.String(16))
     station_id: Mapped[int] = mapped_column(sa.ForeignKey("stations.id"), index=True)
     # The officer's own phone, for the SMS fallback.
@@ -65,10 +71,13 @@ class User(UserMixin, Base):
     accuracy_m: Mapped[float | None]
     position_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
-    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
-    locked_until: Mapped[datetime | None]
+    # Set by a password reset: the one-time password works until it expires, and only to
+    # reach the page where the user chooses their own.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    temp_password_expires_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
-    # Bumped on password change or "log out everywhere"; sessions carrying an older one end.
+    # Bumped on password change, reset, deactivation or "log out everywhere"; sessions carrying
+    # an older one end (each session is also a row of its own: models/auth.py).
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -88,6 +97,17 @@ class User(UserMixin, Base):
     @property
     def is_chief(self) -> bool:
         return self.role in ("chief", "admin")
+
+    def works_at(self, station_id: int) -> bool:
+        """An active field user (officer or auxiliary) of that station: the one test of it."""
+        return self.active and self.role in FIELD_ROLES and self.station_id == station_id
+
+    @classmethod
+    def working_at(cls, station_ids) -> sa.ColumnElement[bool]:
+        """`works_at` as SQL, for a set of stations."""
+        return sa.and_(
+            cls.station_id.in_(list(station_ids)), cls.role.in_(FIELD_ROLES), cls.active.is_(True)
+        )
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role}>"

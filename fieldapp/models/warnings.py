@@ -21,7 +21,9 @@ FRAUD_TYPES = (
 RISK_LEVELS = ("high", "medium", "low")
 WARNING_STATUSES = ("received", "offered", "accepted", "in_contact", "resolved", "unassigned")
 OPEN_STATUSES = ("received", "offered", "accepted", "in_contact", "unassigned")
-OFFER_STATUSES = ("pending", "accepted", "declined", "expired", "cancelled")
+# taken: a parallel offer closed because a colleague accepted first (neither a decline nor a
+# timeout); its closing time is in cancelled_at.
+OFFER_STATUSES = ("pending", "accepted", "declined", "expired", "cancelled", "taken")
 CHANNELS = ("phone", "wechat_video", "visit", "other")
 OUTCOMES = ("persuaded", "already_lost", "not_fraud", "unreachable", "refused")
 
@@ -32,6 +34,15 @@ class Warning(Base):
     __tablename__ = "warnings"
     __table_args__ = (
         sa.UniqueConstraint("token_id", "source_ref", name="uq_warnings_token_source_ref"),
+        # Entered by hand (no token): a source_ref is unique within its station only.
+        sa.Index(
+            "uq_warnings_manual_station_source_ref",
+            "station_id",
+            "source_ref",
+            unique=True,
+            sqlite_where=sa.text("token_id IS NULL"),
+            postgresql_where=sa.text("token_id IS NULL"),
+        ),
         sa.Index("ix_warnings_station_status", "station_id", "status"),
         sa.Index("ix_warnings_station_received", "station_id", "received_at"),
         sa.Index("ix_warnings_person_phone", "person_phone"),
@@ -133,6 +144,25 @@ class Participant(Base):
 
     warning: Mapped[Warning] = relationship(back_populates="participants")
     user: Mapped[User] = relationship()
+
+
+class HelpRequest(Base):
+    """A call for a colleague to join a warning: joining needs an open one.
+
+    Either the officer working it asks every colleague on duty (`invited_user_id` is None), or
+    a chief asks one named officer. It closes when the warning closes or is reassigned, and a
+    chief's request also when its officer joins.
+    """
+
+    __tablename__ = "help_requests"
+    __table_args__ = (sa.Index("ix_help_requests_warning_closed", "warning_id", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warning_id: Mapped[int] = mapped_column(sa.ForeignKey("warnings.id"))
+    requested_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    invited_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
 
 
 class ContactAttempt(Base):

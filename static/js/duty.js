@@ -3,15 +3,17 @@
  * Going on duty (a tap, so a user gesture) asks for notification permission, subscribes to
  * push with the server's VAPID key and registers the subscription, then starts a
  * battery-friendly watchPosition: the position is posted when it moved more than 100 m or
- * every 3 minutes. While the page is open an EventSource on /api/v1/me/stream announces new
- * offers with a WebAudio tone and vibration. All text comes from the server (#duty-i18n).
+ * every 3 minutes. On every officer page an EventSource on /api/v1/me/stream announces new
+ * offers (with Accept and the time left) with a WebAudio tone and vibration, and tells the
+ * page when a warning it shows changed, so its lists and offers follow without a reload.
+ * All text comes from the server (#duty-i18n, #live-i18n).
  */
 (function () {
   "use strict";
 
-  var root = document.getElementById("duty");
-  if (!root) return;
-  var T = JSON.parse(document.getElementById("duty-i18n").textContent);
+  var root = document.getElementById("duty") || document.createElement("div");
+  var dutyStrings = document.getElementById("duty-i18n");
+  var T = dutyStrings ? JSON.parse(dutyStrings.textContent) : {};
   var cfg = root.dataset;
   var toggle = document.getElementById("duty-toggle");
   var statusEl = document.getElementById("duty-status");
@@ -21,18 +23,8 @@
   var MOVE_M = 100;
   var EVERY_MS = 3 * 60 * 1000;
 
-  function csrf() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
   function postJSON(url, body, method) {
-    return fetch(url, {
-      method: method || "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: JSON.stringify(body || {}),
-    }).then(function (r) {
+    return FieldNet.postJSON(url, body, method).then(function (r) {
       if (!r.ok) throw new Error(String(r.status));
       return r.status === 204 ? {} : r.json();
     });
@@ -179,6 +171,144 @@
     say(statusEl, on ? T.on : T.off);
   }
 
+  /* --- live connection ---------------------------------------------------------------- */
+
+  var box = document.getElementById("live-alert");
+  var LT = JSON.parse((document.getElementById("live-i18n") || { textContent: "{}" }).textContent);
+  var Q = window.FieldQueue;
+  var P = window.FieldPage;
+  var acceptForm = document.getElementById("live-accept");
+  var countdown = document.getElementById("live-countdown");
+  var note = document.getElementById("live-note");
+  var shownWarning = null;
+
+  function urlFor(template, id) { return template.replace("999999999", String(id)); }
+
+  // The warning this page is about (its own page), if any.
+  function pageWarningId() {
+    var el = document.getElementById("contacts");
+    return el ? Number(el.dataset.warningId) : null;
+  }
+
+  function offerOver(text) {
+    acceptForm.hidden = true;
+    countdown.hidden = true;
+    countdown.dataset.expires = "";
+    note.textContent = "";
+    var p = document.createElement("p");
+    p.className = "receipt refused";
+    p.textContent = text || (Q ? Q.t("offer_over") : "");
+    note.appendChild(p);
+  }
+
+  var lastShown = { key: "", at: 0 };
+  function show(item) {
+    // The live stream and a forwarded push may both announce one offer: alert once, but
+    // take the time left from whichever carries it.
+    var key = item.kind + ":" + item.warning_id;
+    var again = key === lastShown.key && Date.now() - lastShown.at < 15000;
+    lastShown = { key: key, at: Date.now() };
+    var offer = item.kind === "offer" && item.warning_id;
+    if (again && !(offer && item.expires_at)) return;
+    document.getElementById("live-title").textContent = item.title || "";
+    document.getElementById("live-body").textContent = item.body || "";
+    var open = document.getElementById("live-open");
+    open.hidden = !item.warning_id && !item.url;
+    open.href = item.url || (item.warning_id ? urlFor(box.dataset.warningUrl, item.warning_id) : "#");
+    note.textContent = "";
+    if (item.note) {
+      var p = document.createElement("p");
+      p.className = "receipt offline";
+      p.textContent = item.note;
+      note.appendChild(p);
+    }
+    shownWarning = offer ? item.warning_id : null;
+    acceptForm.hidden = !offer;
+    if (offer) {
+      acceptForm.dataset.warningId = String(item.warning_id);
+      acceptForm.action = urlFor(box.dataset.entryUrl, item.warning_id);
+      acceptForm.dataset.goto = urlFor(box.dataset.warningUrl, item.warning_id);
+    }
+    countdown.hidden = !(offer && item.expires_at);
+    countdown.dataset.expires = offer && item.expires_at ? item.expires_at : "";
+    box.hidden = false;
+    if (!again && (item.kind === "offer" || item.kind === "help")) alarm();
+  }
+
+  function refreshPage() {
+    if (P) P.refresh().catch(function () {});
+  }
+
+  // An offer that ended takes its notification (and the Accept on it) off the screen too.
+  function closeNotifications(warningId) {
+    if (!navigator.serviceWorker) return;
+    navigator.serviceWorker.ready.then(function (reg) { return reg.getNotifications(); }).then(function (list) {
+      list.forEach(function (n) { if (n.data && n.data.warning_id === warningId) n.close(); });
+    }).catch(function () {});
+  }
+
+  // Something changed on a warning: the page follows when it shows that warning (its own
+  // page, or a list that has it), and the alert drops an offer that is no longer open.
+  function changed(item) {
+    if (item.offer_open === false) {
+      if (shownWarning === item.warning_id) offerOver(item.note);
+      closeNotifications(item.warning_id);
+    }
+    var here = pageWarningId();
+    if (here === item.warning_id) { refreshPage(); return; }
+    if (here === null && document.querySelector('[data-region] [data-warning-id="' + item.warning_id + '"]')) refreshPage();
+  }
+
+  function heard(item) {
+    if (item.kind === "changed") { changed(item); return; }
+    // On the warning's own page the page itself shows the offer (refreshed), with sound.
+    if (item.warning_id && item.warning_id === pageWarningId()) {
+      refreshPage();
+      if (item.kind === "offer" || item.kind === "help") alarm();
+      return;
+    }
+    show(item);
+    if (item.kind === "offer" || item.kind === "reassigned") refreshPage();
+  }
+
+  function connect() {
+    if (!("EventSource" in window)) return;
+    var source = new EventSource(box.dataset.streamUrl, { withCredentials: true });
+    source.onopen = function () { box.dataset.live = "on"; say(liveEl, LT.live_on); };
+    // EventSource reconnects by itself (catching up by Last-Event-ID).
+    source.onerror = function () { box.dataset.live = "off"; say(liveEl, LT.live_off); };
+    ["offer", "help", "reassigned", "taken", "changed"].forEach(function (kind) {
+      source.addEventListener(kind, function (e) {
+        var item;
+        try { item = JSON.parse(e.data); } catch (err) { return; /* ignore a malformed line */ }
+        heard(item);
+      });
+    });
+  }
+
+  if (box) {
+    document.getElementById("live-dismiss").addEventListener("click", function () { box.hidden = true; });
+    document.addEventListener("fieldapp:expired", function (ev) { if (ev.detail === countdown) offerOver(); });
+    // A push that arrives while the page is open: the service worker forwards it.
+    if (navigator.serviceWorker) {
+      navigator.serviceWorker.addEventListener("message", function (e) {
+        if (e.data && e.data.type === "fieldapp-push" && e.data.payload && e.data.payload.kind !== "reminder") {
+          heard(e.data.payload);
+        }
+      });
+    }
+    window.FieldLive = {
+      t: function (key) { return LT[key] || key; },
+      // The test alert as the page shows it, with why no notification appears (`why`).
+      showTest: function (why) { show({ kind: "test", title: LT.test_title, body: LT.test_body, note: why }); }
+    };
+    connect();
+  }
+
+  document.addEventListener("pointerdown", unlockAudio, { once: true });
+  if (!toggle) return;
+  window.FieldDuty = { enablePush: enablePush };
+
   toggle.addEventListener("change", function () {
     var on = toggle.checked;
     unlockAudio();
@@ -199,54 +329,6 @@
       .then(function () { toggle.disabled = false; });
   });
 
-  var testButton = document.getElementById("duty-test");
-  if (testButton) {
-    testButton.addEventListener("click", function () {
-      unlockAudio();
-      postJSON(cfg.testUrl, {}).then(function () { say(pushEl, T.test_sent); })
-        .catch(function () { say(pushEl, T.save_failed); });
-    });
-  }
-
-  /* --- live connection ---------------------------------------------------------------- */
-
-  var box = document.getElementById("live-alert");
-  document.getElementById("live-dismiss").addEventListener("click", function () { box.hidden = true; });
-
-  var lastShown = { key: "", at: 0 };
-  function show(item) {
-    // The live stream and a forwarded push may both announce one offer: alert once.
-    var key = item.kind + ":" + item.warning_id;
-    if (key === lastShown.key && Date.now() - lastShown.at < 15000) return;
-    lastShown = { key: key, at: Date.now() };
-    document.getElementById("live-title").textContent = item.title || "";
-    document.getElementById("live-body").textContent = item.body || "";
-    if (item.url) document.getElementById("live-open").href = item.url;
-    box.hidden = false;
-    if (item.kind === "offer" || item.kind === "help") alarm();
-  }
-
-  function connect() {
-    if (!("EventSource" in window)) return;
-    var source = new EventSource(cfg.streamUrl, { withCredentials: true });
-    source.onopen = function () { say(liveEl, T.live_on); };
-    source.onerror = function () { say(liveEl, T.live_off); }; // EventSource reconnects itself
-    ["offer", "help", "reassigned"].forEach(function (kind) {
-      source.addEventListener(kind, function (e) {
-        try { show(JSON.parse(e.data)); } catch (err) { /* ignore a malformed line */ }
-      });
-    });
-  }
-
-  // A push that arrives while the page is open: the service worker forwards it.
-  if (navigator.serviceWorker) {
-    navigator.serviceWorker.addEventListener("message", function (e) {
-      if (e.data && e.data.type === "fieldapp-push" && e.data.payload && e.data.payload.kind !== "reminder") {
-        show(e.data.payload);
-      }
-    });
-  }
-
   if (cfg.positionAt) {
     positionAt.dateTime = cfg.positionAt;
     positionAt.textContent = clock(cfg.positionAt);
@@ -259,6 +341,4 @@
       if (p.state === "granted") startWatching();
     }).catch(function () {});
   }
-  document.addEventListener("pointerdown", unlockAudio, { once: true });
-  connect();
 })();

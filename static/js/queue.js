@@ -7,8 +7,8 @@
  */
 (function () {
   "use strict";
-  var DB_NAME = "fieldapp-queue";
-  var STORE = "entries";
+  var DB_NAME = FieldNet.QUEUE_DB;
+  var STORE = FieldNet.QUEUE_STORE;
   var BATCH = 50;
   var root = document.getElementById("queue");
   var strings = {};
@@ -19,6 +19,8 @@
   var backoffMs = 0;
   var timer = null;
   var listeners = [];
+  // Entries whose form can be reopened with their values when refused.
+  var FIXABLE = ["attempt", "resolve"];
 
   function t(key, vars) {
     var s = strings[key] || key;
@@ -26,20 +28,18 @@
     return s;
   }
 
-  function openDb() {
-    return new Promise(function (resolve, reject) {
-      var req = indexedDB.open(DB_NAME, 1);
-      req.onupgradeneeded = function () {
-        var db = req.result;
-        if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: "client_id" });
-      };
-      req.onsuccess = function () { resolve(req.result); };
-      req.onerror = function () { reject(req.error); };
-    });
+  /* A count in a sentence, in the page language's plural form (the server sends the "one"
+   * and "other" forms through ngettext). */
+  function plural(key, n) {
+    var forms = strings[key] || {};
+    var lang = document.documentElement.lang || "zh-CN";
+    var form = "other";
+    try { form = new Intl.PluralRules(lang).select(n); } catch (e) { /* old browser */ }
+    return String(forms[form] || forms.other || key).split("{n}").join(n);
   }
 
   function tx(mode, fn) {
-    return openDb().then(function (db) {
+    return FieldNet.openQueue().then(function (db) {
       return new Promise(function (resolve, reject) {
         var out;
         var transaction = db.transaction(STORE, mode);
@@ -62,7 +62,18 @@
   }
 
   function put(entry) { return tx("readwrite", function (s) { s.put(entry); }); }
-  function remove(clientId) { return tx("readwrite", function (s) { s["delete"](clientId); }); }
+  function remove(clientId) { return tx("readwrite", function (s) { s["delete"](clientId); }).then(render); }
+  function get(clientId) { return tx("readonly", function (s) { return s.get(clientId); }); }
+
+  // The officer has seen this refused entry (at its form or in the list): it stops asking for
+  // attention on every page, and stays listed in the settings until fixed or discarded.
+  function markSeen(clientId) {
+    return get(clientId).then(function (e) {
+      if (!e || e.seen) return;
+      e.seen = true;
+      return put(e).then(render);
+    });
+  }
 
   /* Store a new entry. `add` (not `put`) fails on an id already stored: a double tap of the
    * same form can never make two entries. */
@@ -83,11 +94,6 @@
     });
   }
 
-  function csrf() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
-
   function refreshCsrf() {
     return fetch(root.dataset.csrfUrl, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -103,12 +109,7 @@
         return { client_id: e.client_id, kind: e.kind, warning_id: e.warning_id, data: e.data, recorded_at: e.recorded_at };
       })
     });
-    return fetch(root.dataset.syncUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-      body: body
-    }).then(function (resp) {
+    return FieldNet.postJSON(root.dataset.syncUrl, body).then(function (resp) {
       // An expired token (a page from the cache): fetch a fresh one and try once more.
       if (resp.status === 400 && !retried) {
         return refreshCsrf().then(function (ok) {
@@ -135,6 +136,9 @@
         }
         entry.state = r.status;
         entry.detail = r.detail;
+        entry.code = r.code || null;
+        entry.errors = r.errors || null;
+        entry.seen = false;
         return put(entry);
       });
     }, Promise.resolve()).then(function () { return { results: results, applied: applied }; });
@@ -176,19 +180,68 @@
       new Date(e.recorded_at).toLocaleString() + " · " + t("state_" + (e.state || "pending"));
   }
 
+  function button(label, cls, onClick) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "small " + (cls || "");
+    b.textContent = label;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function isPending(e) { return !e.state || e.state === "pending"; }
+
+  // What may be done about one entry: a refused form entry is reopened in its form; a
+  // conflict (the world moved on) can only be acknowledged; the rest retried or discarded.
+  function actions(e) {
+    var out = [];
+    if (e.state === "rejected" && FIXABLE.indexOf(e.kind) >= 0) {
+      var a = document.createElement("a");
+      a.className = "button small primary";
+      a.textContent = t("fix");
+      a.href = root.dataset.warningUrl.replace("999999999", e.warning_id) + "#fix=" + e.client_id;
+      out.push(a);
+    } else if (e.state === "rejected") {
+      out.push(button(t("retry"), "", function () {
+        e.state = "pending";
+        e.detail = null;
+        put(e).then(function () { return flush(); }).catch(function () {});
+      }));
+    }
+    if (e.state === "conflict") {
+      out.push(button(t("acknowledge"), "", function () { remove(e.client_id); }));
+    } else {
+      out.push(button(t("discard"), "danger", function () {
+        if (window.confirm(t("confirm_discard"))) remove(e.client_id);
+      }));
+    }
+    return out;
+  }
+
   function render() {
     if (!root) return Promise.resolve();
+    var here = Number(root.dataset.warningId || 0);
+    var showAll = root.dataset.showAll === "1";
     return all().then(function (rows) {
-      var pending = rows.filter(function (e) { return !e.state || e.state === "pending"; });
-      var problems = rows.length - pending.length;
-      root.hidden = rows.length === 0;
+      var pending = rows.filter(isPending);
+      var problems = rows.filter(function (e) { return !isPending(e); });
+      // Refused entries ask for attention until seen, and always on their own warning's page.
+      var calling = problems.filter(function (e) { return !e.seen || e.warning_id === here; });
+      var shown = showAll ? rows : pending.concat(calling);
+      root.hidden = shown.length === 0;
       root.dataset.pending = String(pending.length);
-      var text = pending.length === 1 ? t("pending_one") : t("pending_many", { n: pending.length });
-      if (problems) text = (pending.length ? text + " " : "") + t("problems", { n: problems });
-      document.getElementById("queue-count").textContent = text;
+      root.dataset.problems = String(problems.length);
+      var text = [];
+      if (pending.length) text.push(plural("pending", pending.length));
+      var listed = showAll ? problems.length : calling.length;
+      if (listed) text.push(plural("problems", listed));
+      document.getElementById("queue-count").textContent = text.join(" ");
+      document.getElementById("queue-send").hidden = pending.length === 0;
+      var details = document.getElementById("queue-details");
+      if (calling.length && !showAll) details.open = true;
       var list = document.getElementById("queue-list");
       list.textContent = "";
-      rows.forEach(function (e) {
+      shown.forEach(function (e) {
         var li = document.createElement("li");
         li.className = "queue-item " + (e.state || "pending");
         li.dataset.clientId = e.client_id;
@@ -201,27 +254,13 @@
           d.textContent = e.detail;
           li.appendChild(d);
         }
-        var retry = document.createElement("button");
-        retry.type = "button";
-        retry.className = "small";
-        retry.textContent = t("retry");
-        retry.addEventListener("click", function () {
-          e.state = "pending";
-          e.detail = null;
-          put(e).then(function () { return flush(); }).catch(function () {});
-        });
-        var discard = document.createElement("button");
-        discard.type = "button";
-        discard.className = "small danger";
-        discard.textContent = t("discard");
-        discard.addEventListener("click", function () {
-          if (window.confirm(t("confirm_discard"))) remove(e.client_id).then(render);
-        });
-        li.appendChild(retry);
-        li.appendChild(discard);
+        var row = document.createElement("p");
+        row.className = "row";
+        actions(e).forEach(function (el) { row.appendChild(el); });
+        li.appendChild(row);
         list.appendChild(li);
       });
-      return { pending: pending.length, problems: problems };
+      return { pending: pending.length, problems: problems.length };
     }).catch(function () {});
   }
 
@@ -240,7 +279,8 @@
 
   window.FieldQueue = {
     create: create, flush: flush, all: all, count: count, render: render, clearAll: clearAll,
-    t: t, onSent: function (fn) { listeners.push(fn); }
+    get: get, remove: remove, markSeen: markSeen,
+    t: t, plural: plural, strings: strings, onSent: function (fn) { listeners.push(fn); }
   };
 
   if (!root) return;

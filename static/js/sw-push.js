@@ -11,8 +11,7 @@
 (function () {
   "use strict";
 
-  var QUEUE_DB = "fieldapp-queue";
-  var QUEUE_STORE = "entries";
+  var QUEUE_STORE = self.FieldNet.QUEUE_STORE;
 
   function appUrl(path) {
     return new URL(path, self.registration.scope).href;
@@ -84,30 +83,8 @@
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
 
-  function openQueue(version) {
-    // Opened at its current version, so the page's own queue code stays in charge of the
-    // schema; only when the store is missing (a database made empty elsewhere) is the version
-    // bumped to create it.
-    return new Promise(function (resolve, reject) {
-      var req = version ? indexedDB.open(QUEUE_DB, version) : indexedDB.open(QUEUE_DB);
-      req.onupgradeneeded = function () {
-        if (!req.result.objectStoreNames.contains(QUEUE_STORE)) {
-          req.result.createObjectStore(QUEUE_STORE, { keyPath: "client_id" });
-        }
-      };
-      req.onsuccess = function () {
-        var db = req.result;
-        if (db.objectStoreNames.contains(QUEUE_STORE)) return resolve(db);
-        var next = db.version + 1;
-        db.close();
-        resolve(openQueue(next));
-      };
-      req.onerror = function () { reject(req.error); };
-    });
-  }
-
   function queueEntry(entry) {
-    return openQueue().then(function (db) {
+    return self.FieldNet.openQueue().then(function (db) {
       return new Promise(function (resolve, reject) {
         var tx = db.transaction(QUEUE_STORE, "readwrite");
         tx.objectStore(QUEUE_STORE).put(entry);
@@ -138,21 +115,14 @@
     };
     return csrfToken()
       .then(function (token) {
-        return fetch(appUrl("api/v1/sync"), {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-          body: JSON.stringify({ entries: [entry] }),
-        });
+        return self.FieldNet.postJSON(appUrl("api/v1/sync"), { entries: [entry] }, "POST", token);
       })
       .then(function (r) {
         if (!r.ok) throw new Error("sync " + r.status);
       })
       .catch(function () {
         // Offline or logged out: the entry waits in the queue and is replayed later, once.
-        return queueEntry(entry).then(function () {
-          if (self.registration.sync) return self.registration.sync.register("fieldapp-sync").catch(function () {});
-        });
+        return queueEntry(entry);
       });
   }
 

@@ -42,7 +42,7 @@ def live_server(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     port = server.server_port
     app.config["SERVER_NAME"] = f"127.0.0.1:{port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -54,7 +54,9 @@ def live_server(app):
 
 @pytest.fixture
 def context(browser):
-    ctx = browser.new_context(viewport={"width": 360, "height": 640}, locale="zh-CN")
+    ctx = browser.new_context(
+        viewport={"width": 360, "height": 640}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
     ctx.set_default_timeout(10_000)
     yield ctx
     ctx.close()
@@ -74,10 +76,20 @@ def sw_ready(page) -> None:
     page.wait_for_function("() => navigator.serviceWorker.controller !== null")
 
 
+CACHED = """async (url) => {
+    // wait_for_function would take the returned promise itself as truthy and return at once:
+    // this awaits each look-up instead, polling until the page is saved or 10 s have passed.
+    for (let i = 0; i < 100; i++) {
+        if (await caches.match(url)) return true;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+}"""
+
+
 def cached(page, url: str) -> None:
-    page.wait_for_function(
-        "url => caches.match(url).then(r => !!r)", arg=url, polling=100, timeout=10_000
-    )
+    """Wait until the service worker has saved `url` (fails after 10 s)."""
+    assert page.evaluate(CACHED, url), f"{url} was not saved by the service worker"
 
 
 def open_saved_page(context, base: str, path: str, username: str = "mj1"):

@@ -51,3 +51,22 @@ def test_no_serious_violations(make, live_server, axe_context):
     assert violations(page) == []
     page.goto(f"{live_server}/field/settings")
     assert violations(page) == []
+
+
+def test_the_header_takes_two_rows_on_a_phone_and_log_out_is_one_tap_away(
+    make, live_server, context
+):
+    """At 360 px the header is brand, language and the user's name, then the page links: the
+    first offer's Accept is not pushed down by a third row of log-out buttons."""
+    st = make.station("HD")
+    make.user(st, "officer", "mj1", display_name="欧阳晓明")
+    db.session.commit()
+    page = context.new_page()
+    login(page, live_server, "mj1", factories.PASSWORD)
+    tap = 44
+    assert page.locator(".topbar").bounding_box()["height"] <= 2 * tap + 24
+    assert page.locator("#logout-form button").is_hidden()
+    page.click(".account-menu summary")
+    assert "欧阳晓明" in page.locator(".account-menu summary").inner_text()
+    page.click("#logout-form button")
+    page.wait_for_url("**/login**")

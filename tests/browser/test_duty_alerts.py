@@ -20,7 +20,7 @@ LAT, LON = 27.8170, 114.9230
 def short_streams(app):
     """The browser reconnects (with Last-Event-ID); after the test no stream is left open
     while the tables are emptied."""
-    app.config.update(STREAM_SECONDS=1.0, STREAM_POLL_S=0.1)
+    app.config.update(STREAM_SECONDS=1.0)
 
 
 def finish(context):
@@ -97,7 +97,7 @@ READ_QUEUE = """() => indexedDB.databases().then((dbs) => new Promise((resolve) 
 }))"""
 
 TEST_SW = """
-importScripts('/static/js/sw-push.js');
+importScripts('/static/js/fieldnet.js', '/static/js/sw-push.js');
 // Test only: remember what the app's push listener asked the browser to show. Headless
 // Chromium may close a shown notification at once, so getNotifications() alone would flake.
 const show = self.registration.showNotification.bind(self.registration);
