@@ -2,6 +2,7 @@
 
 import random
 import zlib
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -251,6 +252,7 @@ def _history(rng, stations, officers, now) -> None:
         (now - timedelta(days=45), now - timedelta(hours=3), 20),
         (now - timedelta(days=365 + 45), now - timedelta(days=365 - 15), 14),
     ]
+    cases: list[_Case] = []
     ref = 0
     for start, end, per_day in periods:
         days = (end - start).days
@@ -261,7 +263,10 @@ def _history(rng, stations, officers, now) -> None:
                 received = start + timedelta(days=day, seconds=rng.randint(6 * 3600, 23 * 3600))
                 if received >= end:
                     continue
-                _closed_warning(rng, station, officers[station.id], received, f"DEMO-{ref:06d}")
+                cases.append(
+                    _closed_warning(rng, station, officers[station.id], received, f"DEMO-{ref:06d}")
+                )
+    _write(cases)
 
 
 def _stored(warning: Warning) -> Warning:
@@ -269,25 +274,67 @@ def _stored(warning: Warning) -> Warning:
     db.session.add(warning)
     db.session.flush()
     events.record(
-        "received",
-        warning=warning,
-        source="api",
-        fraud_type=warning.fraud_type,
-        risk_level=warning.risk_level,
+        "received", warning=warning, **_received(warning)
     ).created_at = warning.received_at
     return warning
 
 
-def _closed_warning(rng, station, staff, received, ref) -> None:
-    warning = _stored(_new_warning(rng, station, received, ref))
+def _received(warning: Warning) -> dict:
+    return {"source": "api", "fraud_type": warning.fraud_type, "risk_level": warning.risk_level}
+
+
+@dataclass
+class _Case:
+    """One closed warning of the history, planned in memory and written with all the others:
+    a flush per row would cost two months of history tens of thousands of round trips."""
+
+    warning: Warning
+    offers: list[Offer] = field(default_factory=list)
+    attempts: list[ContactAttempt] = field(default_factory=list)
+    confirmations: list[tuple[ContactAttempt, Confirmation]] = field(default_factory=list)
+    outcome: Outcome | None = None
+    # Its events in order: (kind, when, actor, the offer or attempt it names, other data).
+    steps: list[tuple] = field(default_factory=list)
+
+
+def _write(cases: list[_Case]) -> None:
+    """Insert the planned cases table by table, each table in one flush."""
+    db.session.add_all(case.warning for case in cases)
+    db.session.flush()
+    for case in cases:
+        for row in (*case.offers, *case.attempts, case.outcome):
+            row.warning_id = case.warning.id
+        db.session.add_all([*case.offers, *case.attempts, case.outcome])
+    db.session.flush()
+    for case in cases:
+        for attempt, confirmation in case.confirmations:
+            confirmation.attempt_id = attempt.id
+            db.session.add(confirmation)
+        warning = case.warning
+        events.record(
+            "received", warning=warning, **_received(warning)
+        ).created_at = warning.received_at
+        for kind, at, actor, named, data in case.steps:
+            if isinstance(named, Offer):
+                data = {**data, "offer_id": named.id}
+            elif isinstance(named, ContactAttempt):
+                data = {**data, "attempt_id": named.id}
+            events.record(kind, warning=warning, actor=actor, **data).created_at = at
+    db.session.flush()
+
+
+def _closed_warning(rng, station, staff, received, ref) -> _Case:
+    index = int(ref.removeprefix("DEMO-"))
+    case = _Case(_new_warning(rng, station, received, ref))
+    warning = case.warning
     pool = [u for u in staff if u.role == "officer" or station.auxiliaries_take_offers]
     t = received
+    owner = None
     for rank in range(1, 4):
         officer = rng.choice(pool)
         t += timedelta(seconds=rng.randint(3, 15))
         declined = rank < 3 and rng.random() < 0.12
         offer = Offer(
-            warning_id=warning.id,
             officer_id=officer.id,
             rank=rank,
             distance_m=rng.uniform(300, 9000),
@@ -296,29 +343,19 @@ def _closed_warning(rng, station, staff, received, ref) -> None:
             delivered_at=t + timedelta(seconds=rng.randint(1, 6)),
             expires_at=t + timedelta(seconds=station.ack_timeout_s),
         )
-        db.session.add(offer)
-        db.session.flush()
-        events.record(
-            "offered",
-            warning=warning,
-            officer_id=officer.id,
-            offer_id=offer.id,
-            rank=rank,
-            distance_m=round(offer.distance_m),
-            reason="dispatch",
-        ).created_at = t
+        case.offers.append(offer)
+        offered = {"officer_id": officer.id, "rank": rank, "distance_m": round(offer.distance_m)}
+        case.steps.append(("offered", t, None, offer, {**offered, "reason": "dispatch"}))
         t += timedelta(seconds=rng.randint(8, 80))
         if declined:
             offer.status, offer.declined_at = "declined", t
-            events.record(
-                "declined", warning=warning, actor=officer, offer_id=offer.id
-            ).created_at = t
+            case.steps.append(("declined", t, officer, offer, {}))
             continue
         offer.status, offer.accepted_at = "accepted", t
-        warning.owner_id, warning.accepted_at = officer.id, t
-        events.record("accepted", warning=warning, actor=officer, offer_id=offer.id).created_at = t
+        owner, warning.accepted_at = officer, t
+        case.steps.append(("accepted", t, officer, offer, {}))
         break
-    owner = db.session.get(User, warning.owner_id) if warning.owner_id else rng.choice(pool)
+    owner = owner or rng.choice(pool)
     warning.owner_id = owner.id
     outcome = rng.choices(list(OUTCOME_WEIGHTS), list(OUTCOME_WEIGHTS.values()))[0]
     tries = 3 if outcome == "unreachable" else rng.randint(1, 3)
@@ -328,7 +365,6 @@ def _closed_warning(rng, station, staff, received, ref) -> None:
         channel = rng.choices(["phone", "wechat_video", "visit"], [60, 25, 15])[0]
         attempt = ContactAttempt(
             client_id=f"demo-{ref}-{n}",
-            warning_id=warning.id,
             user_id=owner.id,
             channel=channel,
             reached=reached,
@@ -336,48 +372,37 @@ def _closed_warning(rng, station, staff, received, ref) -> None:
             created_at=t,
             note=REACHED_NOTES[channel]
             if reached
-            else UNREACHED_NOTES[(warning.id + n) % len(UNREACHED_NOTES)],
+            else UNREACHED_NOTES[(index + n) % len(UNREACHED_NOTES)],
         )
-        db.session.add(attempt)
-        db.session.flush()
+        case.attempts.append(attempt)
         if reached and channel != "phone":
             # A colleague who was there (or on the call) vouches for the contact.
-            colleague = staff[(warning.id + n) % len(staff)]
+            colleague = staff[(index + n) % len(staff)]
             if colleague.id != owner.id:
-                db.session.add(
-                    Confirmation(
-                        client_id=f"demo-{ref}-{n}-c",
-                        attempt_id=attempt.id,
-                        user_id=colleague.id,
-                        confirmed_at=t + timedelta(minutes=5),
-                    )
+                confirmation = Confirmation(
+                    client_id=f"demo-{ref}-{n}-c",
+                    user_id=colleague.id,
+                    confirmed_at=t + timedelta(minutes=5),
                 )
+                case.confirmations.append((attempt, confirmation))
         if warning.first_contact_at is None:
             warning.first_contact_at = t
-        events.record(
-            "attempt",
-            warning=warning,
-            actor=owner,
-            attempt_id=attempt.id,
-            channel=channel,
-            reached=reached,
-        ).created_at = t
+        fields = {"channel": channel, "reached": reached}
+        case.steps.append(("attempt", t, owner, attempt, fields))
     t += timedelta(seconds=rng.randint(60, 900))
     lost = warning.amount_at_risk if outcome == "already_lost" else None
-    db.session.add(
-        Outcome(
-            warning_id=warning.id,
-            outcome=outcome,
-            loss_amount=lost,
-            app_installed=outcome == "persuaded" and rng.random() < 0.8,
-            recorded_by_id=owner.id,
-            recorded_at=t,
-            note=OUTCOME_NOTES[outcome],
-            defrauded_after=outcome in ("refused", "unreachable") and rng.random() < 0.2,
-        )
+    case.outcome = Outcome(
+        outcome=outcome,
+        loss_amount=lost,
+        app_installed=outcome == "persuaded" and rng.random() < 0.8,
+        recorded_by_id=owner.id,
+        recorded_at=t,
+        note=OUTCOME_NOTES[outcome],
+        defrauded_after=outcome in ("refused", "unreachable") and rng.random() < 0.2,
     )
     warning.status, warning.resolved_at, warning.last_action_at = "resolved", t, t
-    events.record("resolved", warning=warning, actor=owner, outcome=outcome).created_at = t
+    case.steps.append(("resolved", t, owner, None, {"outcome": outcome}))
+    return case
 
 
 def _open_now(rng, stations, now) -> None:
