@@ -143,6 +143,51 @@ def test_the_tapped_control_is_busy_until_the_entry_is_stored(desk, live_server,
     assert len(held) == 1 and page.errors == []
 
 
+# Synthetic taps dispatched the moment the receipt appears (the page moved under the finger),
+# so the test does not race the 0.6 s window: at the point of the tap, 30 px from it, 200 px
+# above it. A listener on whatever is there says whether the tap reached it, then cancels it.
+TAPS_WHEN_THE_RECEIPT_SHOWS = """([x, y]) => {
+  window.taps = [];
+  const tap = (name, px, py) => {
+    const target = document.elementFromPoint(px, py);
+    let reached = false;
+    const seen = (ev) => { reached = true; ev.preventDefault(); };
+    target.addEventListener("click", seen, { once: true });
+    const click = { clientX: px, clientY: py, bubbles: true, cancelable: true };
+    target.dispatchEvent(new MouseEvent("click", click));
+    target.removeEventListener("click", seen);
+    window.taps.push({ name, reached });
+  };
+  window.tapAgain = () => tap("later", x, y);
+  new MutationObserver((changes, observer) => {
+    if (!document.querySelector("#receipt-attempt .receipt")) return;
+    observer.disconnect();
+    tap("same", x, y);
+    tap("near", x + 30, y + 20);
+    tap("far", x, y - 200);
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
+
+
+def test_a_tap_where_the_page_just_moved_lands_nowhere(desk, live_server, context):
+    """The tail of a double tap, landing on whatever slid under the finger as the receipt
+    appeared, is dropped; a tap well away from it, or 0.6 s later, is not."""
+    w = desk["warning"]
+    page = open_page(context, live_server, f"/field/w/{w.id}")
+    page.check('input[name="reached"][value="no"]')
+    box = page.locator(CHANNEL).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.evaluate(TAPS_WHEN_THE_RECEIPT_SHOWS, [x, y])
+    page.mouse.click(x, y)
+    page.wait_for_function("() => window.taps.length === 3")
+    page.wait_for_timeout(700)
+    page.evaluate("() => window.tapAgain()")
+    reached = {t["name"]: t["reached"] for t in page.evaluate("() => window.taps")}
+    assert reached == {"same": False, "near": False, "far": True, "later": True}
+    assert [a.reached for a in attempts(w.id)] == [False]
+    assert page.errors == []
+
+
 def test_double_tap_offline_stores_one_attempt(desk, live_server, context):
     w = desk["warning"]
     page = context.new_page()
