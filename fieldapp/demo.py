@@ -255,7 +255,7 @@ def _history(rng, stations, officers, now) -> None:
     cases: list[_Case] = []
     ref = 0
     for start, end, per_day in periods:
-        days = (end - start).days
+        days = (end - start).days + 1  # the last, partial day too: "today" has figures
         for day in range(days):
             for _ in range(rng.randint(per_day - 4, per_day + 4)):
                 ref += 1
