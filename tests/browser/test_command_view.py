@@ -212,8 +212,7 @@ def test_map_on_a_grid_with_markers_and_popups_at_360(station, open_page, live_s
             const box = map.querySelector('.leaflet-popup').getBoundingClientRect();
             const edge = map.getBoundingClientRect();
             return box.top >= edge.top && box.bottom <= edge.bottom;
-        }""",
-        timeout=3000,
+        }"""
     )
     assert page.csp_errors == []
 
