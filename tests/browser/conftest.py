@@ -1,7 +1,8 @@
 """Browser tests: the app served by werkzeug in a thread, driven by Debian's chromium.
 
 The live server uses the test's app and database, so a test creates its data through the
-factories, commits, and reads the server's changes back through the same session.
+factories, commits, and reads the server's changes back through the same session. The
+officer-page scenes (`desk`, `offered`) and short live streams (`live`) are at the end.
 """
 
 import logging
@@ -11,6 +12,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from fieldapp import clock, dispatch
 from fieldapp.extensions import db
 
 CHROMIUM_ARGS = [
@@ -106,3 +108,55 @@ def open_saved_page(context, base: str, path: str, username: str = "mj1"):
     page.goto(url)
     cached(page, url)
     return page, url
+
+
+# --- officer-page scenes, shared by the field-records, offer-card and parallel-offer tests
+
+
+def _cast(make):
+    """Station CG with two on-duty officers at the station (mj1, mj2) and its chief (sz1)."""
+    st = make.station("CG")
+    officer = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
+    colleague = make.user(st, "officer", "mj2", on_duty=True, lat=st.lat, lon=st.lon)
+    chief = make.user(st, "chief", "sz1")
+    return {"station": st, "officer": officer, "colleague": colleague, "chief": chief}
+
+
+@pytest.fixture
+def desk(make):
+    """The cast, and a warning mj1 has accepted and is working."""
+    cast = _cast(make)
+    w = make.warning(cast["station"], address="东岭村12号")
+    dispatch.make_offer(w, cast["officer"], clock.now())
+    dispatch.accept(w, cast["officer"], clock.now())
+    db.session.commit()
+    return {**cast, "warning": w}
+
+
+@pytest.fixture
+def live(app):
+    """Live streams that notice a closed page at once (keep-alives every 0.2 s), so a test can
+    hold one open and none outlives it."""
+    app.config.update(STREAM_SECONDS=20, STREAM_KEEPALIVE_S=0.2)
+    yield
+    import time
+
+    time.sleep(0.5)
+
+
+@pytest.fixture
+def offered(make):
+    """The cast, and a warning offered to mj1 (pending), 148 m north of him."""
+    cast = _cast(make)
+    st = cast["station"]
+    # 148 m north of the officer: the page and the alert both say 150 m.
+    w = make.warning(
+        st,
+        lat=st.lat + 148 / 111_195,
+        lon=st.lon,
+        address="东岭村12号",
+        note="对方自称淘宝客服，要求先转账激活退款",
+    )
+    offer = dispatch.make_offer(w, cast["officer"], clock.now(), distance_m=148)
+    db.session.commit()
+    return {**cast, "warning": w, "offer": offer}

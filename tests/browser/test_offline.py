@@ -12,19 +12,6 @@ from tests.browser.conftest import login, open_saved_page, sw_ready
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def owned(make):
-    st = make.station("CG")
-    officer = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
-    colleague = make.user(st, "officer", "mj2", on_duty=True, lat=st.lat, lon=st.lon)
-    chief = make.user(st, "chief", "sz1")
-    w = make.warning(st)
-    dispatch.make_offer(w, officer, clock.now())
-    dispatch.accept(w, officer, clock.now())
-    db.session.commit()
-    return {"warning": w, "officer": officer, "colleague": colleague, "chief": chief}
-
-
 def count(model, warning_id):
     db.session.expire_all()
     return db.session.scalar(
@@ -36,8 +23,8 @@ def pending(page) -> int:
     return page.evaluate("FieldQueue.count()")
 
 
-def test_offline_attempt_and_outcome_sent_exactly_once(owned, live_server, context):
-    w = owned["warning"]
+def test_offline_attempt_and_outcome_sent_exactly_once(desk, live_server, context):
+    w = desk["warning"]
     page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
 
     context.set_offline(True)
@@ -87,15 +74,15 @@ def test_offline_attempt_and_outcome_sent_exactly_once(owned, live_server, conte
     assert count(ContactAttempt, w.id) == 1 and count(Outcome, w.id) == 1
 
 
-def test_conflict_is_shown_when_reassigned_before_sending(owned, live_server, context):
-    w = owned["warning"]
+def test_conflict_is_shown_when_reassigned_before_sending(desk, live_server, context):
+    w = desk["warning"]
     page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
     context.set_offline(True)
     page.check('input[name="reached"][value="yes"]')
     page.click('form[data-kind="attempt"] button[value="visit"]')
     page.wait_for_function("() => document.getElementById('queue').dataset.pending === '1'")
 
-    dispatch.reassign(w, owned["colleague"], owned["chief"], clock.now())
+    dispatch.reassign(w, desk["colleague"], desk["chief"], clock.now())
     db.session.commit()
 
     context.set_offline(False)
@@ -118,8 +105,8 @@ def log_out(page) -> None:
     page.click("#logout-form button")
 
 
-def test_logout_warns_about_unsent_entries_then_wipes(owned, live_server, context):
-    w = owned["warning"]
+def test_logout_warns_about_unsent_entries_then_wipes(desk, live_server, context):
+    w = desk["warning"]
     page, url = open_saved_page(context, live_server, f"/field/w/{w.id}")
     context.set_offline(True)
     page.check('input[name="reached"][value="no"]')
@@ -145,8 +132,8 @@ def test_logout_warns_about_unsent_entries_then_wipes(owned, live_server, contex
     assert names == []
 
 
-def test_double_tap_and_two_tabs_record_once(owned, live_server, context):
-    w = owned["warning"]
+def test_double_tap_and_two_tabs_record_once(desk, live_server, context):
+    w = desk["warning"]
     page = context.new_page()
     login(page, live_server, "mj1", factories.PASSWORD)
     sw_ready(page)

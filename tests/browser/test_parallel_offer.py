@@ -13,16 +13,6 @@ from tests.browser.conftest import login
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def live(app):
-    """Streams that notice a closed page at once, so none outlives the test."""
-    app.config.update(STREAM_SECONDS=20, STREAM_KEEPALIVE_S=0.2)
-    yield
-    import time
-
-    time.sleep(0.5)
-
-
 def test_the_second_officer_sees_the_offer_taken(make, live, live_server, browser, context):
     st = make.station("CG", parallel_offers_high=2)
     first = make.user(st, "officer", "mj1", on_duty=True, lat=st.lat, lon=st.lon)
