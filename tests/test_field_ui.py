@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from fieldapp import clock, dispatch, fieldwork, labels, push
 from fieldapp.extensions import db
-from fieldapp.models import ContactAttempt, Offer, Outcome
+from fieldapp.models import ContactAttempt, Offer, Outcome, TalkingPoints
 from tests import factories
 from tests.fieldsetup import cid
 
@@ -274,3 +274,20 @@ def test_the_same_trick_nearby_says_the_day_and_the_amount_as_everywhere(field, 
     day = (clock.now() - timedelta(days=3)).astimezone(ZoneInfo("Asia/Shanghai"))
     assert line.startswith(f"{day.year}年{day.month}月{day.day}日，"), line
     assert "20,000 元" in line and not re.search(r"\d:\d\d", line), line
+
+
+def test_station_advice_that_is_the_general_advice_is_said_once(field, auth, client):
+    """The demo's (and many stations') text for "other" frauds is the general advice itself."""
+    general = "未知链接不点击，陌生来电不轻信，个人信息不透露，转账汇款多核实。"
+    field.warning.fraud_type = "other"
+    db.session.add(TalkingPoints(fraud_type="other", text_zh=general, text_en="General."))
+    db.session.commit()
+    auth.login("mj1")
+    html = client.get(f"/field/w/{field.warning.id}").get_data(as_text=True)
+    assert html.count(general) == 1
+    db.session.execute(
+        sa.update(TalkingPoints).where(TalkingPoints.fraud_type == "other").values(text_zh="先挂断")
+    )
+    db.session.commit()
+    html = client.get(f"/field/w/{field.warning.id}").get_data(as_text=True)
+    assert html.count(general) == 1 and "先挂断" in html
